@@ -1,0 +1,1 @@
+"""LLVM backend (CPU) via llvmlite."""

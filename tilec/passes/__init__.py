@@ -1,0 +1,24 @@
+"""The named passes, in the order the compiler runs them. Each is a small class with `name` and `run`."""
+from .base import Pass, PassContext
+from .bind import BindShapesAndConfig
+from .simplify import Simplify
+from .memory import PlaceMemory
+from .pipeline import SoftwarePipeline
+from .verify import Verify
+
+
+def default_pipeline() -> list:
+    return [BindShapesAndConfig(), Simplify(), Verify(), PlaceMemory(), SoftwarePipeline(), Verify()]
+
+
+def run_passes(kernel, ctx: PassContext, record=None):
+    """Run the pipeline; `record(name, kernel)` sees the IR after each pass (for `tilec ir` and dumps)."""
+    for p in default_pipeline():
+        kernel = p.run(kernel, ctx)
+        if record is not None:
+            record(p.name, kernel)
+    return kernel
+
+
+__all__ = ["Pass", "PassContext", "BindShapesAndConfig", "Simplify", "PlaceMemory", "SoftwarePipeline", "Verify",
+           "default_pipeline", "run_passes"]
