@@ -1,0 +1,236 @@
+"""Statements for the Triton lowering: a fully bound `ir.Kernel` -> the source of one `@triton.jit` function.
+
+Shared and fragment tiles are register tensors (Triton places shared memory itself), padded to power-of-two shapes
+(see triton_layout); local scalars are Python variables carried through loops.
+"""
+from __future__ import annotations
+
+import math
+
+from .. import ir
+from .triton_expr import TL_DTYPE, ExprLowering, ParallelScope, Val, cast, expand, unparen
+from .triton_layout import const_int, tiles_needing_init
+from .triton_tiles import lower_copy, lower_gemm, lower_reduce
+
+#: blocks of GEMM rows that consecutive programs share, so their A/B tiles stay in L2 (Triton's matmul tutorial
+#: groups 8 rows: https://triton-lang.org/main/getting-started/tutorials/03-matrix-multiplication.html)
+GROUP_ROWS = 8
+MAX_GRID_YZ = 65535  # CUDA's limit on gridDim.y and gridDim.z (CUDA C Programming Guide, "Compute Capabilities")
+
+
+def block_order(kernel: ir.Kernel) -> str:
+    """How program ids map to block indices: "grouped" (L2-friendly order over a 2-D GEMM grid), "flat" (one
+    launch dim, for grids past CUDA's y/z limits) or "direct"."""
+    sizes = [const_int(g) for g in kernel.grid]
+    has_gemm = any(isinstance(s, ir.Gemm) for s in ir.walk_stmts(kernel.body))
+    if len(sizes) == 2 and has_gemm and min(sizes) > 1:
+        return "grouped"
+    if any(s > MAX_GRID_YZ for s in sizes[1:]):
+        return "flat"
+    return "direct"
+
+
+def launch_grid(kernel: ir.Kernel) -> tuple:
+    sizes = tuple(const_int(g) for g in kernel.grid)
+    return sizes if block_order(kernel) == "direct" else (math.prod(sizes),)
+
+
+class KernelLowering(ExprLowering):
+    def __init__(self, kernel: ir.Kernel):
+        super().__init__(kernel)
+        self.need_init = tiles_needing_init(kernel)
+        self.lines: list = []
+        self.depth = 1
+
+    def emit(self, line: str):
+        self.lines.append("    " * self.depth + line)
+
+    def source(self) -> str:
+        k = self.kernel
+        params = [self.ident(p.name) for p in k.params]
+        name = self.fresh(k.name)
+        self.block_indices()
+        self.body(k.body)
+        head = ["import triton", "import triton.language as tl", "", "",
+                f"# tilec kernel {k.name}: {', '.join(f'{n}={v}' for n, v in k.bound)}", "@triton.jit",
+                f"def {name}({', '.join(params)}):"]
+        return "\n".join(head + self.lines) + "\n"
+
+    def block_indices(self):
+        k, order = self.kernel, block_order(self.kernel)
+        sizes = [const_int(g) for g in k.grid]
+        names = [self.ident(v.name) for v in k.block_vars]
+        for v, n in zip(k.block_vars, sizes):
+            self.ranges[v.name] = (0, n - 1)
+            self.values[v.name] = Val(self.ident(v.name), frozenset(), "index")
+        if order == "direct":
+            for d, name in enumerate(names):
+                self.emit(f"{name} = tl.program_id({d})")
+            return
+        pid = self.fresh("pid")
+        self.emit(f"{pid} = tl.program_id(0)")
+        if order == "flat":
+            stride = 1
+            for d, (name, n) in enumerate(zip(names, sizes)):
+                step = f"{pid} // {stride}" if stride > 1 else pid
+                self.emit(f"{name} = {step}" + (f" % {n}" if d < len(names) - 1 else ""))
+                stride *= n
+            return
+        (bx, by), (gx, gy) = names, sizes
+        self.emit(f"# grouped order: {GROUP_ROWS} rows of blocks ({by}) sweep the columns ({bx}) together, for L2")
+        group, first, rows = self.fresh("group"), self.fresh("first_row"), self.fresh("group_rows")
+        self.emit(f"{group} = {pid} // {GROUP_ROWS * gx}")
+        self.emit(f"{first} = {group} * {GROUP_ROWS}")
+        self.emit(f"{rows} = tl.minimum({gy} - {first}, {GROUP_ROWS})")
+        self.emit(f"{by} = {first} + ({pid} % {GROUP_ROWS * gx}) % {rows}")
+        self.emit(f"{bx} = ({pid} % {GROUP_ROWS * gx}) // {rows}")
+
+    # ------------------------------------------------------------------------------------------ statements
+    def body(self, stmts):
+        before = len(self.lines)
+        for s in stmts:
+            self.loc = s.loc or self.loc
+            getattr(self, "stmt_" + type(s).__name__.lower())(s)
+        if len(self.lines) == before:
+            self.emit("pass")
+
+    def stmt_alloc(self, s: ir.Alloc):
+        buf, name = s.buffer, self.ident(s.buffer.name)
+        if buf.scope == "local":
+            init = s.init if s.init is not None else ir.Const(0, buf.dtype)
+            self.assign_scalar(name, self.expr(init), buf.dtype)
+        elif buf.name in self.need_init:
+            self.emit(f"{name} = tl.zeros({self.padding.tile_shape(buf.name)}, {TL_DTYPE[buf.dtype]})")
+
+    def assign_scalar(self, name: str, v: Val, dtype: str):
+        # typed from the start: a loop-carried value must keep one Triton type
+        if v.const is not None:
+            self.emit(f"{name} = tl.full((), {v.code}, {TL_DTYPE[dtype]})")
+        else:
+            self.emit(f"{name} = {cast(unparen(v.code), dtype)}")
+
+    def stmt_let(self, s: ir.Let):
+        v = self.expr(s.value)
+        name = self.ident(s.var.name)
+        self.emit(f"{name} = {unparen(v.code)}")
+        self.values[s.var.name] = Val(name, v.axes, s.value.dtype)
+        if self.par is None and (b := self.bounds(s.value)) is not None:
+            self.ranges[s.var.name] = b
+
+    def stmt_store(self, s: ir.Store, atomic: bool = False):
+        buf = self.buffers[s.buffer]
+        v = self.expr(s.value)
+        if buf.scope == "local":
+            if v.axes:
+                raise self.error(f"scalar '{buf.name}' is assigned a per-element value inside T.Parallel; reduce "
+                                 f"the tile with T.reduce_sum/max/min instead")
+            self.assign_scalar(self.ident(buf.name), v, buf.dtype)
+        elif buf.scope == "global":
+            self.store_global(buf, s.indices, v, atomic)
+        else:
+            self.store_tile(buf, s.indices, v)
+
+    def stmt_atomicadd(self, s: ir.AtomicAdd):
+        self.stmt_store(s, atomic=True)
+
+    def store_global(self, buf, indices, v: Val, atomic: bool):
+        idx = [self.expr(i) for i in indices]
+        highs = [(self.bounds(i) or (None, None))[1] for i in indices]
+        ptr, mask, axes = self.global_access(buf, idx, highs)
+        value = unparen(v.code) if v.dtype == buf.dtype else cast(unparen(v.code), buf.dtype)
+        if not (v.axes <= axes):  # the pointer must cover every lane of the value
+            ptr = f"tl.broadcast_to({ptr}, {self.par.shape})"
+        if v.axes | axes:
+            mask = " & ".join(m for m in [mask] + self.active_masks(v.axes - axes) if m)
+        call = "tl.atomic_add" if atomic else "tl.store"
+        self.emit(f"{call}({ptr}, {value}" + (f", mask={mask})" if mask else ")"))
+
+    def store_tile(self, buf, indices, v: Val):
+        if self.par is None:
+            raise self.error(f"tile '{buf.name}' is written one element at a time outside T.Parallel; write "
+                             f"`for i, j in T.Parallel(...): {buf.name}[i, j] = ...`")
+        axes = self.tile_axes(buf, indices)
+        if not v.axes <= set(axes):
+            raise self.error(f"'{buf.name}' is indexed by fewer loop variables than its value depends on: every "
+                             f"lane would race to write one element; reduce with T.reduce_* instead")
+        name, rank = self.ident(buf.name), len(self.par.shape)
+        code = unparen(v.code) if v.dtype == buf.dtype else cast(unparen(v.code), buf.dtype)
+        in_order = axes == list(range(rank))
+        dims = [const_int(n) for n in buf.shape]
+        partial = [a for k, a in enumerate(axes) if self.par.extents[a] < dims[k]]
+        if partial:  # the Parallel covers part of the tile: keep the rest
+            if not in_order:
+                raise self.error(f"a T.Parallel that covers only part of tile '{buf.name}' must index it with "
+                                 f"all its loop variables, in order")
+            mask = " & ".join(f"({self.par.vars[a]} < {self.par.extents[a]})" for a in partial)
+            self.emit(f"{name} = tl.where({mask}, {code}, {name})")
+            return
+        # to the tile's layout: the Parallel's shape on the tile's axes, unit dims dropped, dims in tile order
+        if v.axes != set(axes):
+            code = f"tl.broadcast_to({code}, {tuple(self.par.shape[a] if a in axes else 1 for a in range(rank))})"
+        ordered = sorted(axes)
+        if len(axes) < rank:
+            code = f"tl.reshape({code}, {tuple(self.par.shape[a] for a in ordered)})"
+        if ordered != axes:
+            code = f"tl.permute({code}, {tuple(ordered.index(a) for a in axes)})"
+        self.emit(f"{name} = {code}")
+
+    def stmt_fill(self, s: ir.Fill):
+        buf = self.buffers[s.buffer]
+        shape, v = self.padding.tile_shape(buf.name), self.expr(s.value)
+        value = v.code if v.const is not None else f"{cast(unparen(v.code), buf.dtype)}"
+        fill = (f"tl.full({shape}, {value}, {TL_DTYPE[buf.dtype]})" if v.const is not None else
+                f"tl.zeros({shape}, {TL_DTYPE[buf.dtype]}) + {value}")
+        self.emit(f"{self.ident(buf.name)} = {fill}")
+
+    def stmt_for(self, s: ir.For):
+        start, stop, step = (unparen(self.expr(e).code) for e in (s.start, s.stop, s.step))
+        lo, hi, st = self.bounds(s.start), self.bounds(s.stop), self.bounds(s.step)
+        if lo is not None and hi is not None and st is not None and st[0] > 0:
+            self.ranges[s.var.name] = (lo[0], hi[1] - 1)
+        var = self.ident(s.var.name)
+        self.values[s.var.name] = Val(var, frozenset(), "index")
+        if s.kind == "pipelined":
+            # tl.range hands num_stages to Triton's software pipeliner (multi-buffered async copies)
+            self.emit(f"for {var} in tl.range({start}, {stop}, {step}, num_stages={const_int(s.num_stages)}):")
+        else:
+            self.emit(f"for {var} in range({start}, {stop}, {step}):")
+        self.depth += 1
+        self.body(s.body)
+        self.depth -= 1
+
+    def stmt_if(self, s: ir.If):
+        self.emit(f"if {unparen(self.expr(s.cond).code)}:")
+        self.depth += 1
+        self.body(s.then_body)
+        self.depth -= 1
+        if s.else_body:
+            self.emit("else:")
+            self.depth += 1
+            self.body(s.else_body)
+            self.depth -= 1
+
+    def stmt_parallel(self, s: ir.Parallel):
+        shape = self.padding.parallel_shape(s)
+        extents = tuple(const_int(e) for e in s.extents)
+        scope = ParallelScope({v.name: a for a, v in enumerate(s.vars)}, shape, extents, {})
+        for a, v in enumerate(s.vars):
+            name = self.ident(v.name)
+            self.emit(f"{name} = {expand(f'tl.arange(0, {shape[a]})', a, len(shape))}")
+            scope.vars[a] = name
+            self.values[v.name] = Val(name, frozenset([a]), "index")
+            self.ranges[v.name] = (0, extents[a] - 1)
+        self.par = scope
+        try:
+            self.body(s.body)
+        finally:
+            self.par = None
+
+    def stmt_copy(self, s: ir.Copy):
+        lower_copy(self, s)
+
+    def stmt_gemm(self, s: ir.Gemm):
+        lower_gemm(self, s)
+
+    def stmt_reduce(self, s: ir.Reduce):
+        lower_reduce(self, s)

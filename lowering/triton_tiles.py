@@ -1,0 +1,171 @@
+"""Whole-tile statements for the Triton lowering: Copy (tl.load/tl.store with pointer arithmetic and masks, or a
+register assignment), Gemm (tl.dot) and Reduce (tl.max/tl.sum/tl.min). Each takes the `KernelLowering` `lw`."""
+from __future__ import annotations
+
+import math
+
+from .. import ir
+from .triton_expr import TL_DTYPE, Val, cast, expand, literal, unparen
+from .triton_layout import TILE_SCOPES, const_int, non_unit
+
+REDUCE_FN = {"max": "tl.max", "sum": "tl.sum", "min": "tl.min"}
+COMBINE = {"max": "tl.maximum({}, {})", "sum": "{} + {}", "min": "tl.minimum({}, {})"}
+
+
+def lower_copy(lw, s: ir.Copy):
+    src, dst = lw.buffers[s.src.buffer], lw.buffers[s.dst.buffer]
+    if src.scope == "global" and dst.scope in TILE_SCOPES:
+        ptr, mask, active, whole = tile_pointers(lw, s.src, s.dst)
+        # masked-off lanes get pad (or 0: padded K lanes then add nothing to a tl.dot)
+        other = unparen(lw.expr(s.pad).code) if s.pad is not None else literal(0, src.dtype)
+        value = f"tl.load({ptr}, mask={mask}, other={other})" if mask else f"tl.load({ptr})"
+        if src.dtype != dst.dtype:
+            value = cast(value, dst.dtype)
+        name = lw.ident(dst.name)
+        lw.emit(f"{name} = {value}" if whole else f"{name} = tl.where({active}, {value}, {name})")
+    elif src.scope in TILE_SCOPES and dst.scope == "global":
+        ptr, mask, _, _ = tile_pointers(lw, s.dst, s.src)
+        value = lw.ident(src.name) if src.dtype == dst.dtype else cast(lw.ident(src.name), dst.dtype)
+        lw.emit(f"tl.store({ptr}, {value}" + (f", mask={mask})" if mask else ")"))
+    elif src.scope in TILE_SCOPES and dst.scope in TILE_SCOPES:
+        copy_tile_to_tile(lw, s)
+    else:
+        raise lw.error(f"T.copy from '{src.name}' ({src.scope}) to '{dst.name}' ({dst.scope}) is not supported; "
+                       f"copy global -> tile -> global")
+
+
+def paired_axes(lw, g: ir.Region, t: ir.Region) -> list:
+    """(global dim, tile dim) pairs of a copy's two regions."""
+    ga, ta = list(g.axes), list(t.axes)
+    if len(ga) != len(ta):  # one side spelled out unit dims the other left implicit
+        ga = [d for d in ga if g.extents[d] != ir.index(1)]
+        ta = [d for d in ta if t.extents[d] != ir.index(1)]
+    if len(ga) != len(ta):
+        raise lw.error(f"T.copy between '{g.buffer}' and '{t.buffer}': the regions have different ranks "
+                       f"({len(ga)} vs {len(ta)} non-unit dims); slice both sides to the same shape")
+    return list(zip(ga, ta))
+
+
+def tile_pointers(lw, g: ir.Region, t: ir.Region) -> tuple:
+    """Pointers and masks for the elements of tile region `t` in global region `g`: (ptr, mask or None, mask of
+    the tile lanes the region covers or None, whether the region is the whole tile)."""
+    gbuf, tbuf = lw.buffers[g.buffer], lw.buffers[t.buffer]
+    shape = lw.padding.tile_shape(tbuf.name)
+    dims = [const_int(n) for n in tbuf.shape]
+    if not all(isinstance(e, ir.Const) for e in (*t.origin, *t.extents)):
+        raise lw.error(f"the region of tile '{tbuf.name}' in T.copy must have constant bounds")
+    t_origin, t_ext = [int(e.value) for e in t.origin], [int(e.value) for e in t.extents]
+    pairs = dict(paired_axes(lw, g, t))
+    rank = len(shape)
+    lanes, active = {}, []
+    for k in range(rank):
+        lo, hi = t_origin[k], t_origin[k] + t_ext[k]
+        if k in pairs.values() or (lo, hi) != (0, shape[k]):
+            lanes[k] = lw.fresh(f"{tbuf.name}_i{k}")
+            lw.emit(f"{lanes[k]} = {expand(f'tl.arange(0, {shape[k]})', k, rank)}")
+        if (lo, hi) != (0, shape[k]):
+            active += [f"({lanes[k]} >= {lo})"] * (lo > 0) + [f"({lanes[k]} < {hi})"] * (hi < shape[k])
+    indices, highs = [], []
+    for d, origin in enumerate(g.origin):
+        ov = lw.expr(origin)
+        ob = lw.bounds(origin)
+        k = next((k for gd, k in pairs.items() if gd == d), None)
+        if k is None:
+            indices.append(ov)
+            highs.append(ob[1] if ob else None)
+            continue
+        lane = lanes[k] if t_origin[k] == 0 else f"({lanes[k]} - {t_origin[k]})"
+        code = lane if ov.const == 0 else f"({ov.code} + {lane})"
+        indices.append(Val(code, frozenset(), "index"))
+        # the largest lane that reaches memory: the region's last one when masked, else the padded last one
+        last = t_ext[k] - 1 if (t_origin[k], t_origin[k] + t_ext[k]) != (0, shape[k]) else shape[k] - 1
+        highs.append(ob[1] + last if ob else None)
+    ptr, gmask, _ = lw.global_access(gbuf, indices, highs)
+    if any(shape[k] > 1 and k not in pairs.values() for k in range(rank)) or not pairs:
+        ptr = f"tl.broadcast_to({ptr}, {shape})"
+    mask = " & ".join(([gmask] if gmask else []) + active) or None
+    whole = t_origin == [0] * rank and t_ext == dims
+    return ptr, mask, " & ".join(active) or None, whole
+
+
+def copy_tile_to_tile(lw, s: ir.Copy):
+    src, dst = lw.buffers[s.src.buffer], lw.buffers[s.dst.buffer]
+    for r, buf in ((s.src, src), (s.dst, dst)):
+        if any(o != ir.index(0) for o in r.origin) or tuple(r.extents) != tuple(buf.shape):
+            raise lw.error(f"T.copy between tiles copies whole tiles; '{buf.name}' is sliced here (registers "
+                           f"cannot be sliced): use T.Parallel with index arithmetic on a global tensor instead")
+    sdims, ddims = [const_int(n) for n in src.shape], [const_int(n) for n in dst.shape]
+    sshape, dshape = lw.padding.tile_shape(src.name), lw.padding.tile_shape(dst.name)
+    if [sdims[d] for d in non_unit(sdims)] != [ddims[d] for d in non_unit(ddims)]:
+        raise lw.error(f"T.copy from tile '{src.name}' {tuple(sdims)} to tile '{dst.name}' {tuple(ddims)}: the "
+                       f"shapes differ beyond unit dims")
+    code = lw.ident(src.name)
+    if src.dtype != dst.dtype:
+        code = cast(code, dst.dtype)
+    if sshape != dshape:
+        if [n for n in sshape if n != 1] != [n for n in dshape if n != 1]:
+            raise lw.error(f"T.copy from tile '{src.name}' to '{dst.name}': their padded register shapes "
+                           f"{sshape} and {dshape} cannot be reshaped into each other; use equal tile shapes")
+        code = f"tl.reshape({code}, {dshape})"
+    lw.emit(f"{lw.ident(dst.name)} = {code}")
+
+
+def lane_mask(dim: int, padded: tuple, logical: int) -> str:
+    """`tl.where`-ready mask of the lanes < logical along `dim` of a tile with padded shape `padded`."""
+    return f"({expand(f'tl.arange(0, {padded[dim]})', dim, len(padded))} < {logical})"
+
+
+def lower_gemm(lw, s: ir.Gemm):
+    a, b, c = (lw.buffers[n] for n in (s.a, s.b, s.c))
+    k_dim_a, k_dim_b = (0 if s.transpose_a else 1), (1 if s.transpose_b else 0)
+    in_dtype = ir.promote(a.dtype, b.dtype)
+    operands = []
+    for buf, k_dim, trans in ((a, k_dim_a, s.transpose_a), (b, k_dim_b, s.transpose_b)):
+        code = lw.ident(buf.name)
+        shape = lw.padding.tile_shape(buf.name)
+        k = const_int(buf.shape[k_dim])
+        if k < shape[k_dim]:  # padded K lanes may hold anything: zero them so they add nothing
+            code = f"tl.where({lane_mask(k_dim, shape, k)}, {code}, {literal(0, buf.dtype)})"
+        if buf.dtype != in_dtype:
+            code = cast(code, in_dtype)
+        operands.append(f"tl.trans({code})" if trans else code)
+    # fp32 inputs: exact fp32 products (not TF32), so results match a float32 reference
+    precise = ', input_precision="ieee"' if in_dtype in ("float32", "float64") else ""
+    acc = lw.ident(c.name)
+    accumulate_in_place = ((c.dtype == "float32" and in_dtype in ("float16", "bfloat16", "float32"))
+                           or (c.dtype == "int32" and in_dtype == "int8") or c.dtype == in_dtype == "float64")
+    if accumulate_in_place:
+        lw.emit(f"{acc} = tl.dot({operands[0]}, {operands[1]}, {acc}{precise})")
+    else:
+        lw.emit(f"{acc} = {cast(f'{acc} + tl.dot({operands[0]}, {operands[1]}{precise})', c.dtype)}")
+
+
+def lower_reduce(lw, s: ir.Reduce):
+    src, dst = lw.buffers[s.src], lw.buffers[s.dst]
+    shape, dshape = lw.padding.tile_shape(src.name), lw.padding.tile_shape(dst.name)
+    n = const_int(src.shape[s.dim])
+    code = lw.ident(src.name)
+    if src.dtype != dst.dtype:
+        code = cast(code, dst.dtype)
+    if n < shape[s.dim]:  # padded lanes must not count: give them the reduction's identity
+        code = f"tl.where({lane_mask(s.dim, shape, n)}, {code}, {identity(s.op, dst.dtype)})"
+    red = f"{REDUCE_FN[s.op]}({code}, axis={s.dim})"
+    kept = tuple(shape[d] for d in range(len(shape)) if d != s.dim)
+    if kept != dshape:
+        if math.prod(kept) != 1:
+            raise lw.error(f"T.reduce_{s.op} of '{src.name}' {shape} along dim {s.dim} gives shape {kept}, which "
+                           f"does not fit '{dst.name}' {dshape}")
+        red = f"tl.zeros({dshape}, {TL_DTYPE[dst.dtype]}) + {red}"
+    name = lw.ident(dst.name)
+    if not s.clear:
+        red = COMBINE[s.op].format(name, red)
+    lw.emit(f"{name} = {cast(red, dst.dtype)}")
+
+
+def identity(op: str, dtype: str) -> str:
+    if op == "sum":
+        return literal(0, dtype)
+    if ir.is_float(dtype):
+        return literal(-math.inf if op == "max" else math.inf, dtype)
+    bits = 8 * ir.ITEMSIZE[dtype]
+    return str(-(2 ** (bits - 1)) if op == "max" else 2 ** (bits - 1) - 1)
