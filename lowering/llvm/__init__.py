@@ -1,1 +1,9 @@
-"""LLVM backend (CPU) via llvmlite."""
+"""LLVM backend (CPU) via llvmlite: `lower` (IR -> LLVM IR text), `compile_object` (optimise, emit host object
+code), `load` (object code -> launcher that runs the grid on `settings.num_threads` threads)."""
+from .jit import compile_object, load
+from .lower import lower
+
+#: block sizes for an fp32 matmul on the host CPU (measured with benchmarks/cpu_gemm.py)
+CPU_GEMM_CONFIG = {"block_m": 96, "block_n": 128, "block_k": 256, "num_stages": 2}
+
+__all__ = ["lower", "compile_object", "load", "CPU_GEMM_CONFIG"]

@@ -1,0 +1,121 @@
+"""LLVM IR text -> optimised host object code -> a loaded, callable launcher that runs the grid on threads."""
+from __future__ import annotations
+
+import ctypes
+import functools
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from math import prod
+
+import numpy as np
+from llvmlite import binding as llvm
+
+from tilec import ir
+from tilec.errors import TilecArgumentError, TilecLoweringError
+from tilec.settings import settings
+
+from .lower import ALIGN, grid_sizes, scratch_layout, symbol_name
+
+
+@functools.lru_cache(maxsize=None)
+def target_machine() -> llvm.TargetMachine:
+    """The host's target machine (CPU name and features from the running host), built once."""
+    llvm.initialize_native_target()
+    llvm.initialize_native_asmprinter()
+    target = llvm.Target.from_triple(llvm.get_process_triple())
+    return target.create_target_machine(cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(),
+                                        opt=3, reloc="pic", codemodel="jitdefault")
+
+
+def optimize(module: llvm.ModuleRef) -> None:
+    tm = target_machine()
+    pto = llvm.create_pipeline_tuning_options(speed_level=3)
+    pto.loop_vectorization = True
+    pto.slp_vectorization = True
+    pto.loop_unrolling = True
+    pb = llvm.create_pass_builder(tm, pto)
+    pb.getModulePassManager().run(module, pb)
+
+
+def compile_object(llvm_ir: str) -> bytes:
+    """Optimise LLVM IR text at -O3 for the host CPU and emit an object file."""
+    tm = target_machine()
+    try:
+        module = llvm.parse_assembly(llvm_ir)
+        module.verify()
+    except RuntimeError as exc:
+        raise TilecLoweringError(f"the generated LLVM IR does not verify (a tilec bug): {exc}") from None
+    module.triple = tm.triple
+    module.data_layout = str(tm.target_data)
+    optimize(module)
+    return tm.emit_object(module)
+
+
+_pool_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+_pool_size = 0
+
+
+def worker_pool(n: int) -> ThreadPoolExecutor:
+    """One shared pool of worker threads, grown when settings.num_threads grows."""
+    global _pool, _pool_size
+    with _pool_lock:
+        if _pool is None or _pool_size < n:
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+            _pool, _pool_size = ThreadPoolExecutor(max_workers=n, thread_name_prefix="tilec-cpu"), n
+        return _pool
+
+
+class Launcher:
+    """`launcher(*arrays)` runs the kernel's whole grid. It owns the execution engine holding the code, and one
+    scratch buffer per thread (reused across calls; a lock keeps concurrent calls from sharing them)."""
+
+    def __init__(self, engine, address: int, kernel: ir.Kernel, obj: bytes):
+        self.engine = engine  # keeps the machine code mapped while the launcher lives
+        self.kernel_name = kernel.name
+        self.num_params = len(kernel.params)
+        self.num_blocks = prod(grid_sizes(kernel))
+        self.scratch_bytes = scratch_layout(kernel).size
+        argtypes = [ctypes.c_void_p] * self.num_params + [ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p]
+        self.cfunc = ctypes.CFUNCTYPE(None, *argtypes)(address)
+        self.object_size = len(obj)
+        self._scratch: list = []
+        self._lock = threading.Lock()
+
+    def scratch(self, count: int) -> list:
+        while len(self._scratch) < count:
+            raw = np.empty(self.scratch_bytes + ALIGN, dtype=np.uint8)
+            start = -raw.ctypes.data % ALIGN
+            self._scratch.append((raw, raw.ctypes.data + start))
+        return [addr for _, addr in self._scratch[:count]]
+
+    def __call__(self, *arrays):
+        if len(arrays) != self.num_params:
+            raise TilecArgumentError(f"{self.kernel_name} takes {self.num_params} tensors, got {len(arrays)}")
+        ptrs = [a.__array_interface__["data"][0] for a in arrays]
+        threads = max(1, min(settings.num_threads, self.num_blocks))
+        bounds = [self.num_blocks * t // threads for t in range(threads + 1)]
+        with self._lock:
+            scratch = self.scratch(threads)
+            if threads == 1:
+                self.cfunc(*ptrs, 0, self.num_blocks, scratch[0])
+                return
+            pool = worker_pool(threads - 1)
+            futures = [pool.submit(self.cfunc, *ptrs, bounds[t], bounds[t + 1], scratch[t])
+                       for t in range(1, threads)]
+            self.cfunc(*ptrs, bounds[0], bounds[1], scratch[0])  # the caller's thread takes the first slice
+            for f in futures:
+                f.result()
+
+
+def load(obj: bytes, kernel: ir.Kernel) -> Launcher:
+    """Load object code produced by `compile_object(lower(kernel))` and return its launcher."""
+    tm = target_machine()
+    engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), tm)
+    engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+    engine.finalize_object()
+    address = engine.get_function_address(symbol_name(kernel))
+    if not address:
+        raise TilecLoweringError(f"{kernel.name}: symbol {symbol_name(kernel)} missing from the object code")
+    return Launcher(engine, address, kernel, obj)
