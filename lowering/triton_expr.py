@@ -199,22 +199,22 @@ class ExprLowering:
         return Val(code, frozenset(axes), buf.dtype)
 
     # ------------------------------------------------------------------------------------------ global memory
-    def global_access(self, buf: ir.Buffer, indices: list, highs: list) -> tuple:
+    def global_access(self, buf: ir.Buffer, indices: list, highs: list, lanes=None) -> tuple:
         """(pointer expression, mask expression or None, axes) for buf[indices]: each index a Val, with the
-        largest value it can take where provable (then its bounds check is dropped)."""
+        largest value it can take where provable. Only indices that vary across lanes (`lanes[d]`, by default
+        those over Parallel axes) are bounds-checked: a scalar index is trusted, as a scalar load is."""
         shape = [const_int(n) for n in buf.shape]
+        lanes = lanes or [bool(v.axes) for v in indices]
         wide = math.prod(shape) >= INT64_OFFSETS_AT
         const_part, terms, masks, axes = 0, [], [], frozenset()
-        for v, hi, size, stride in zip(indices, highs, shape, row_major_strides(shape)):
+        for v, hi, varies, size, stride in zip(indices, highs, lanes, shape, row_major_strides(shape)):
             axes |= v.axes
             if v.const is not None:
                 const_part += int(v.const) * stride
-                if not 0 <= v.const < size:
-                    masks.append("False")
                 continue
             code = cast(unparen(v.code), "int64") if wide else v.code
             terms.append(code if stride == 1 else f"{code} * {stride}")
-            if hi is None or hi >= size:
+            if varies and (hi is None or hi >= size):
                 masks.append(f"({v.code} < {size})")
         if const_part or not terms:
             terms.append(str(const_part))

@@ -2,6 +2,7 @@
 it, and launch on the kernel's grid. CUDA tensors run the compiled kernel; CPU tensors run Triton's interpreter."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import math
@@ -49,6 +50,39 @@ def import_file(path: Path):
     return module
 
 
+@contextlib.contextmanager
+def interpret_mode(on: bool):
+    """Run Triton in the mode the tensors' device needs, whatever the environment said when triton was imported.
+
+    Triton decides the mode twice: `triton.knobs` rereads TRITON_INTERPRET while generating code, and
+    `@triton.jit` fixes it for Triton's own library functions (tl.sum, tl.max, tl.sigmoid, ...) at import. If
+    triton was imported for the GPU those are JITFunctions, which the interpreter cannot call: while interpreting,
+    a call to one runs it under the interpreter instead, and the language attributes the interpreter replaces on
+    the way (it leaves some replaced) are put back afterwards, so later GPU compiles see the real ones."""
+    import triton.language as tl
+    from triton.runtime.interpreter import InterpretedFunction
+    from triton.runtime.jit import JITFunction
+
+    before = os.environ.get("TRITON_INTERPRET")
+    os.environ["TRITON_INTERPRET"] = "1" if on else "0"
+    bridge = on and isinstance(tl.sum, JITFunction)  # triton was imported for the GPU
+    patched = [tl, tl.core, tl.math, tl.standard, tl.core.tensor, tl.core.dtype, JITFunction]
+    saved = [dict(vars(obj)) for obj in patched] if bridge else []
+    if bridge:
+        JITFunction.__call__ = lambda self, *args, **kwargs: InterpretedFunction(self.fn)(*args, **kwargs)
+    try:
+        yield
+    finally:
+        for obj, attrs in zip(patched, saved):  # names the interpreter added stay: its caches refer to them
+            for name, value in attrs.items():
+                if vars(obj).get(name, attrs) is not value:
+                    setattr(obj, name, value)
+        if before is None:
+            del os.environ["TRITON_INTERPRET"]
+        else:
+            os.environ["TRITON_INTERPRET"] = before
+
+
 def default_num_warps(kernel: ir.Kernel) -> int:
     buffers = kernel.buffers()
     tiles = [math.prod(int(n.value) for n in buffers[s.c].shape)
@@ -87,7 +121,8 @@ def load(source: str, kernel: ir.Kernel, num_warps: int | None = None, num_ctas:
             made[on_cpu] = InterpretedFunction(raw) if on_cpu else JITFunction(raw)
         if math.prod(grid) == 0:
             return
-        made[on_cpu][grid](*tensors, num_warps=warps, num_ctas=num_ctas)
+        with interpret_mode(on_cpu):
+            made[on_cpu][grid](*tensors, num_warps=warps, num_ctas=num_ctas)
 
     launcher.grid, launcher.num_warps = grid, warps
     return launcher

@@ -65,11 +65,12 @@ def tile_pointers(lw, g: ir.Region, t: ir.Region) -> tuple:
             lw.emit(f"{lanes[k]} = {expand(f'tl.arange(0, {shape[k]})', k, rank)}")
         if (lo, hi) != (0, shape[k]):
             active += [f"({lanes[k]} >= {lo})"] * (lo > 0) + [f"({lanes[k]} < {hi})"] * (hi < shape[k])
-    indices, highs = [], []
+    indices, highs, varies = [], [], []
     for d, origin in enumerate(g.origin):
         ov = lw.expr(origin)
         ob = lw.bounds(origin)
         k = next((k for gd, k in pairs.items() if gd == d), None)
+        varies.append(k is not None)
         if k is None:
             indices.append(ov)
             highs.append(ob[1] if ob else None)
@@ -80,7 +81,7 @@ def tile_pointers(lw, g: ir.Region, t: ir.Region) -> tuple:
         # the largest lane that reaches memory: the region's last one when masked, else the padded last one
         last = t_ext[k] - 1 if (t_origin[k], t_origin[k] + t_ext[k]) != (0, shape[k]) else shape[k] - 1
         highs.append(ob[1] + last if ob else None)
-    ptr, gmask, _ = lw.global_access(gbuf, indices, highs)
+    ptr, gmask, _ = lw.global_access(gbuf, indices, highs, varies)
     if any(shape[k] > 1 and k not in pairs.values() for k in range(rank)) or not pairs:
         ptr = f"tl.broadcast_to({ptr}, {shape})"
     mask = " & ".join(([gmask] if gmask else []) + active) or None
