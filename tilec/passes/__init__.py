@@ -8,7 +8,7 @@ from .verify import Verify
 
 
 def default_pipeline() -> list:
-    return [BindShapesAndConfig(), Simplify(), Verify(), PlaceMemory(), SoftwarePipeline(), Verify()]
+    return [BindShapesAndConfig(), Simplify(), Verify(), PlaceMemory(), SoftwarePipeline(), Verify(scheduled=True)]
 
 
 def run_passes(kernel, ctx: PassContext, record=None):
