@@ -149,7 +149,7 @@ class GemmEmitter:
                 phi.add_incoming(v, b.block)
         b.cbranch(b.icmp_signed("<", k_next, self.i64(self.k)), loop, done)
         b.position_at_end(done)
-        for row_ptrs, row_acc in zip(c_ptrs, accs):
+        for row_ptrs, row_acc in zip(c_ptrs, new):  # the values after the last k, not the phis
             for p, acc in zip(row_ptrs, row_acc):
                 dt.store(b, dt.cast(b, acc, self.ct, self.c_dtype), p, self.c_dtype)
 

@@ -17,14 +17,20 @@ from tilec.settings import settings
 from .lower import ALIGN, grid_sizes, scratch_layout, symbol_name
 
 
-@functools.lru_cache(maxsize=None)
-def target_machine() -> llvm.TargetMachine:
-    """The host's target machine (CPU name and features from the running host), built once."""
+def new_target_machine() -> llvm.TargetMachine:
+    """A target machine for the running host (its CPU name and features)."""
     llvm.initialize_native_target()
     llvm.initialize_native_asmprinter()
     target = llvm.Target.from_triple(llvm.get_process_triple())
     return target.create_target_machine(cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(),
                                         opt=3, reloc="pic", codemodel="jitdefault")
+
+
+@functools.lru_cache(maxsize=None)
+def target_machine() -> llvm.TargetMachine:
+    """The compiler's own target machine, built once (an execution engine takes ownership of the one it gets, so
+    `load` gives each engine a fresh one)."""
+    return new_target_machine()
 
 
 def optimize(module: llvm.ModuleRef) -> None:
@@ -111,8 +117,7 @@ class Launcher:
 
 def load(obj: bytes, kernel: ir.Kernel) -> Launcher:
     """Load object code produced by `compile_object(lower(kernel))` and return its launcher."""
-    tm = target_machine()
-    engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), tm)
+    engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), new_target_machine())
     engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
     engine.finalize_object()
     address = engine.get_function_address(symbol_name(kernel))
