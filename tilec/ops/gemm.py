@@ -1,0 +1,162 @@
+"""`gemm(a, b)`: C = op(a) @ op(b) written in the DSL, one kernel per transpose combination.
+
+The kernels read fp16/bf16/fp32/fp64 tiles, accumulate in float32 (float64 for float64 inputs) and cast on the final
+store to the output dtype. Their dtypes are fixed per signature, so `gemm_kernel` builds (and caches) one kernel per
+(transposes, input dtype, output dtype) from the four bodies below.
+"""
+# no `from __future__ import annotations`: the T.Tensor annotations must be evaluated at `def` time, with the
+# factory's dtype arguments in scope
+import functools
+
+import tilec
+import tilec.language as T
+
+from ..errors import TilecArgumentError
+from ._dense import FLOAT_DTYPES, array_dtype, backend_for, dtype_name, empty_like_kind, is_torch, make_contiguous
+
+#: default block sizes per place the kernel runs: "triton" is a CUDA GPU (128x128x64 tiles, 3 stages: fp32 operand
+#: tiles take 192 KiB of the H100's 227 KiB shared memory per block, see tilec.cost.targets); "interpreter" is
+#: Triton's interpreter on torch CPU tensors, where every block is a few NumPy calls, so small tiles keep it quick.
+#: The CPU's come from the LLVM backend's tuning (tilec.lowering.llvm.CPU_GEMM_CONFIG). Keywords to `gemm` override.
+DEFAULT_CONFIG = {
+    "triton": dict(block_m=128, block_n=128, block_k=64, num_stages=3),
+    "interpreter": dict(block_m=32, block_n=32, block_k=32, num_stages=1),
+}
+
+
+def default_config(backend: str) -> dict:
+    if backend == "llvm":
+        from tilec.lowering.llvm import CPU_GEMM_CONFIG
+
+        return dict(CPU_GEMM_CONFIG)
+    return dict(DEFAULT_CONFIG[backend])
+
+
+def _gemm_nn(in_dtype, out_dtype, acc_dtype):
+    @tilec.kernel
+    def gemm_nn(A: T.Tensor[("M", "K"), in_dtype], B: T.Tensor[("K", "N"), in_dtype],
+                C: T.Tensor[("M", "N"), out_dtype], *, block_m: int = 64, block_n: int = 64, block_k: int = 32,
+                num_stages: int = 2):
+        """C = A @ B"""
+        with T.Kernel(T.ceildiv(N, block_n), T.ceildiv(M, block_m)) as (bx, by):
+            a = T.alloc_shared((block_m, block_k), A.dtype)
+            b = T.alloc_shared((block_k, block_n), B.dtype)
+            acc = T.alloc_fragment((block_m, block_n), acc_dtype)
+            T.clear(acc)
+            for k in T.Pipelined(T.ceildiv(K, block_k), num_stages=num_stages):
+                T.copy(A[by * block_m, k * block_k], a)
+                T.copy(B[k * block_k, bx * block_n], b)
+                T.gemm(a, b, acc)
+            T.copy(acc, C[by * block_m, bx * block_n])
+    return gemm_nn
+
+
+def _gemm_tn(in_dtype, out_dtype, acc_dtype):
+    @tilec.kernel
+    def gemm_tn(A: T.Tensor[("K", "M"), in_dtype], B: T.Tensor[("K", "N"), in_dtype],
+                C: T.Tensor[("M", "N"), out_dtype], *, block_m: int = 64, block_n: int = 64, block_k: int = 32,
+                num_stages: int = 2):
+        """C = A^T @ B"""
+        with T.Kernel(T.ceildiv(N, block_n), T.ceildiv(M, block_m)) as (bx, by):
+            a = T.alloc_shared((block_k, block_m), A.dtype)
+            b = T.alloc_shared((block_k, block_n), B.dtype)
+            acc = T.alloc_fragment((block_m, block_n), acc_dtype)
+            T.clear(acc)
+            for k in T.Pipelined(T.ceildiv(K, block_k), num_stages=num_stages):
+                T.copy(A[k * block_k, by * block_m], a)
+                T.copy(B[k * block_k, bx * block_n], b)
+                T.gemm(a, b, acc, transpose_a=True)
+            T.copy(acc, C[by * block_m, bx * block_n])
+    return gemm_tn
+
+
+def _gemm_nt(in_dtype, out_dtype, acc_dtype):
+    @tilec.kernel
+    def gemm_nt(A: T.Tensor[("M", "K"), in_dtype], B: T.Tensor[("N", "K"), in_dtype],
+                C: T.Tensor[("M", "N"), out_dtype], *, block_m: int = 64, block_n: int = 64, block_k: int = 32,
+                num_stages: int = 2):
+        """C = A @ B^T"""
+        with T.Kernel(T.ceildiv(N, block_n), T.ceildiv(M, block_m)) as (bx, by):
+            a = T.alloc_shared((block_m, block_k), A.dtype)
+            b = T.alloc_shared((block_n, block_k), B.dtype)
+            acc = T.alloc_fragment((block_m, block_n), acc_dtype)
+            T.clear(acc)
+            for k in T.Pipelined(T.ceildiv(K, block_k), num_stages=num_stages):
+                T.copy(A[by * block_m, k * block_k], a)
+                T.copy(B[bx * block_n, k * block_k], b)
+                T.gemm(a, b, acc, transpose_b=True)
+            T.copy(acc, C[by * block_m, bx * block_n])
+    return gemm_nt
+
+
+def _gemm_tt(in_dtype, out_dtype, acc_dtype):
+    @tilec.kernel
+    def gemm_tt(A: T.Tensor[("K", "M"), in_dtype], B: T.Tensor[("N", "K"), in_dtype],
+                C: T.Tensor[("M", "N"), out_dtype], *, block_m: int = 64, block_n: int = 64, block_k: int = 32,
+                num_stages: int = 2):
+        """C = A^T @ B^T"""
+        with T.Kernel(T.ceildiv(N, block_n), T.ceildiv(M, block_m)) as (bx, by):
+            a = T.alloc_shared((block_k, block_m), A.dtype)
+            b = T.alloc_shared((block_n, block_k), B.dtype)
+            acc = T.alloc_fragment((block_m, block_n), acc_dtype)
+            T.clear(acc)
+            for k in T.Pipelined(T.ceildiv(K, block_k), num_stages=num_stages):
+                T.copy(A[k * block_k, by * block_m], a)
+                T.copy(B[bx * block_n, k * block_k], b)
+                T.gemm(a, b, acc, transpose_a=True, transpose_b=True)
+            T.copy(acc, C[by * block_m, bx * block_n])
+    return gemm_tt
+
+
+_BODIES = {(False, False): _gemm_nn, (True, False): _gemm_tn, (False, True): _gemm_nt, (True, True): _gemm_tt}
+
+
+@functools.lru_cache(maxsize=None)
+def gemm_kernel(trans_a: bool, trans_b: bool, in_dtype: str, out_dtype: str):
+    """The `@tilec.kernel` computing op(A) @ op(B) for these transposes and dtypes."""
+    acc_dtype = "float64" if in_dtype == "float64" else "float32"
+    return _BODIES[bool(trans_a), bool(trans_b)](in_dtype, out_dtype, acc_dtype)
+
+
+def gemm(a, b, *, trans_a: bool = False, trans_b: bool = False, out_dtype=None, target: str | None = None,
+         **config):
+    """op(a) @ op(b) as a new array of a's kind (NumPy -> NumPy; torch -> torch on a's device), where op
+    transposes when trans_a/trans_b is set. out_dtype defaults to the input dtype; `target` and config keywords
+    (block_m, block_n, block_k, num_stages) mean what they mean on any kernel call."""
+    for name, x in (("a", a), ("b", b)):
+        if len(getattr(x, "shape", ())) != 2:
+            raise TilecArgumentError(f"gemm: '{name}' must be a 2-D array, got shape {tuple(getattr(x, 'shape', ()))}")
+    if is_torch(a) != is_torch(b):
+        raise TilecArgumentError(f"gemm: 'a' and 'b' must both be NumPy arrays or both torch tensors, got "
+                                 f"{type(a).__name__} and {type(b).__name__}")
+    m, k = a.shape[::-1] if trans_a else a.shape
+    k_b, n = b.shape[::-1] if trans_b else b.shape
+    if k != k_b:
+        raise TilecArgumentError(
+            f"gemm: inner dimensions differ: 'a' has shape {tuple(a.shape)}{' (transposed)' if trans_a else ''} "
+            f"so K={k}, 'b' has shape {tuple(b.shape)}{' (transposed)' if trans_b else ''} so K={k_b}; "
+            f"op(a) must be (M, K) and op(b) (K, N)")
+    in_dtype = array_dtype("gemm", "a", a)
+    if array_dtype("gemm", "b", b) != in_dtype:
+        raise TilecArgumentError(f"gemm: 'a' is {in_dtype} but 'b' is {array_dtype('gemm', 'b', b)}; cast one so "
+                                 f"both match")
+    if in_dtype not in FLOAT_DTYPES:
+        raise TilecArgumentError(f"gemm: dtype {in_dtype} of 'a' and 'b' is not one of {', '.join(FLOAT_DTYPES)}")
+    out_dtype = in_dtype if out_dtype is None else dtype_name("gemm", out_dtype)
+    if out_dtype not in FLOAT_DTYPES:
+        raise TilecArgumentError(f"gemm: out_dtype={out_dtype} is not one of {', '.join(FLOAT_DTYPES)}")
+    c = empty_like_kind(a, (m, n), out_dtype)
+    if m == 0 or n == 0:
+        return c
+    if k == 0:  # an empty sum: no kernel reads anything
+        c[...] = 0
+        return c
+    kernel = gemm_kernel(trans_a, trans_b, in_dtype, out_dtype)
+    backend = backend_for(a, target)
+    defaults = default_config(backend)
+    if backend == "triton" and in_dtype == "float64":
+        defaults["num_stages"] = 1  # 8-byte tiles: 3 stages would need 384 KiB of shared memory
+    config = {**defaults, **config}
+    kernel(make_contiguous(a), make_contiguous(b), c, target=target, **config)
+    return c
+
