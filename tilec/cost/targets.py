@@ -1,36 +1,337 @@
-"""Targets as data. Every figure cites its source."""
+"""Targets as data: one record per accelerator. Every figure cites its source in a comment; figures marked
+"estimate" are microbenchmark orders of magnitude (to be replaced by calibration, tilec/cost/data/calibration.json).
+
+Units: bytes, bytes/s (per direction for links), seconds, FLOP/s (dense, no structured sparsity). A target has
+  - `matrix_flops`: tensor-core / matrix-unit peaks per input dtype, `vector_flops`: SIMT/SIMD peaks per dtype,
+    `sfu_ops`: transcendentals (exp, log, rsqrt, ...) per second;
+  - `memory`: named tiers (device memory, L2/LLC, shared/L1, registers, host DRAM, CXL, SSD) and the roles
+    `global_tier`, `cache_tier`, `shared_tier` that the model maps IR scopes onto;
+  - `links`: interconnects (PCIe, NVLink, C2C, RDMA, UB) and `paths`: which links a transfer between two
+    memory places crosses (used by tilec.cost.transfer).
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..errors import TilecArgumentError
+
+KiB, MiB, GiB = 1024, 1024 ** 2, 1024 ** 3
+KB, MB, GB, TB = 1e3, 1e6, 1e9, 1e12
+T_, G_ = 1e12, 1e9  # FLOP/s multipliers
+US, NS = 1e-6, 1e-9
+
+
+@dataclass(frozen=True)
+class Tier:
+    capacity: float  # bytes (per SM/core for "shared"/"registers", per device otherwise)
+    bandwidth: float  # bytes/s (whole device; per SM/core for "shared")
+    latency: float = 0.0  # seconds, one dependent access
+
+
+@dataclass(frozen=True)
+class Link:
+    bandwidth: float  # bytes/s per direction
+    latency: float  # seconds
 
 
 @dataclass(frozen=True)
 class Target:
     name: str
     kind: str  # "gpu", "npu" or "cpu"
-    #: streaming multiprocessors / cores
+    #: streaming multiprocessors / compute units / AI cores / CPU cores
     sms: int
     #: bytes of shared memory one block may allocate (CPU: per-thread scratch that stays in L2)
     smem_per_block: int
     #: bytes of registers one block's fragments may occupy
     regs_per_block: int
+    smem_per_sm: int = 0
+    regs_per_sm: int = 0
+    max_blocks_per_sm: int = 1
+    #: threads per block the backend launches (Triton: 4 warps), for the register estimate
+    threads_per_block: int = 128
+    matrix_flops: dict = field(default_factory=dict)
+    vector_flops: dict = field(default_factory=dict)
+    sfu_ops: float = 0.0
+    memory: dict = field(default_factory=dict)  # name -> Tier
+    global_tier: str = "hbm"
+    cache_tier: str = "l2"
+    shared_tier: str = "smem"
+    links: dict = field(default_factory=dict)  # name -> Link
+    paths: dict = field(default_factory=dict)  # "src->dst" -> tuple of link names
+    launch_overhead: float = 5 * US
+    #: default efficiencies (fraction of peak reached by good code); calibration.json overrides them
+    efficiency: dict = field(default_factory=dict)
+    notes: str = ""
+
+    def peak_flops(self, dtype: str, matrix: bool) -> float:
+        """FLOP/s for `dtype` on the matrix units (when `matrix`) or the vector units; falls back to float32."""
+        table = self.matrix_flops if matrix else self.vector_flops
+        return table.get(dtype) or self.vector_flops.get(dtype) or self.vector_flops["float32"]
 
 
-KiB, MiB = 1024, 1024 * 1024
+DEFAULT_EFFICIENCY = {"compute": 0.75, "vector": 0.6, "memory": 0.85, "cache": 0.7, "shared": 0.8,
+                      "latency": 1.0, "reg_overhead": 1.3}
+
+
+# ------------------------------------------------------------------------------------------------ NVIDIA
+def _nvidia_paths(host_link: str, peer_link: str) -> dict:
+    return {"hbm->host_dram": (host_link,), "hbm->cxl": (host_link, "cxl"), "hbm->ssd": (host_link, "nvme"),
+            "hbm->remote_hbm": (peer_link,), "hbm->remote_dram": ("rdma",), "host_dram->ssd": ("nvme",),
+            "host_dram->cxl": ("cxl",), "host_dram->remote_dram": ("rdma",)}
+
+
+# Shared by every host: PCIe Gen5 x16 is 32 GT/s x 16 lanes ~ 64 GB/s per direction (PCI-SIG PCIe 5.0 spec; the
+# H100 datasheet lists "PCIe Gen5: 128 GB/s" bidirectional); ~1 us DMA latency is an estimate. CXL 2.0 memory
+# expanders run over the same PHY; Samsung's CMM-D datasheet lists ~ 60 GB/s; extra load latency ~ 250 ns over
+# local DRAM (estimate from Sun et al., "Demystifying CXL Memory", MICRO 2023). NVMe: a PCIe 5 x4 SSD reads at
+# ~ 14 GB/s (Samsung PM1743 datasheet: 13 GB/s) with ~ 80 us read latency (same datasheet order).
+# RDMA: a 400 Gb/s NIC (NVIDIA ConnectX-7 datasheet) = 50 GB/s per direction, ~ 3 us small-message latency
+# (Mooncake, Qin et al. FAST 2025, moves KV cache GPU-to-GPU across nodes this way: "Transfer Engine").
+COMMON_LINKS = {"pcie5": Link(64 * GB, 1 * US), "pcie4": Link(32 * GB, 1 * US), "cxl": Link(60 * GB, 0.25 * US),
+                "nvme": Link(14 * GB, 80 * US), "rdma": Link(50 * GB, 3 * US)}
+
+
+def _hopper(name, sms, hbm_bytes, hbm_bw, l2, bf16, fp8, tf32, fp32, fp64, fp64_tc, nvlink, notes=""):
+    """A Hopper-class GPU: compute capability 9.0 limits (CUDA C++ Programming Guide, "Technical
+    Specifications per Compute Capability"): 228 KiB shared memory per SM of which 227 KiB per block, 64K 32-bit
+    registers (256 KiB) per SM and per block, 32 resident blocks per SM; shared memory moves 128 B/clock/SM at
+    ~1.75 GHz (Hopper whitepaper "H100 SM Architecture"); SFUs: 16 transcendentals/clock/SM (programming guide,
+    "Arithmetic Instructions" throughput table); L2 ~ 5.5 TB/s and HBM latency ~ 0.5 us (estimates: Chips and
+    Cheese, "Nvidia's H100: Funny L2, and Tons of Bandwidth", 2023)."""
+    clock = 1.75e9
+    return Target(
+        name, "gpu", sms, 227 * KiB, 256 * KiB, smem_per_sm=228 * KiB, regs_per_sm=256 * KiB, max_blocks_per_sm=32,
+        matrix_flops={"float16": bf16, "bfloat16": bf16, "float8": fp8, "int8": fp8, "tf32": tf32,
+                      "float64": fp64_tc},
+        vector_flops={"float32": fp32, "float16": 2 * fp32, "bfloat16": 2 * fp32, "float64": fp64},
+        sfu_ops=16 * sms * clock,
+        memory={"hbm": Tier(hbm_bytes, hbm_bw, 0.5 * US), "l2": Tier(l2, 5.5 * TB, 0.2 * US),
+                "smem": Tier(228 * KiB, 128 * clock, 30 * NS), "registers": Tier(256 * KiB, 0.0, 0.0),
+                "host_dram": Tier(2 * 1024 * GiB, 300 * GB, 0.1 * US)},
+        links={**COMMON_LINKS, "nvlink": nvlink},
+        paths=_nvidia_paths("pcie5", "nvlink"), launch_overhead=5 * US, notes=notes)
+
+
 TARGETS = {
-    # H100 SXM: 132 SMs, 228 KiB shared memory per SM of which 227 KiB per block (NVIDIA Hopper tuning guide,
-    # "Shared Memory"), 64K 32-bit registers per SM (CUDA programming guide, compute capability 9.0 table).
-    "h100": Target("h100", "gpu", 132, 227 * KiB, 256 * KiB),
-    # Host CPU: "shared" tiles are the packed per-thread scratch; keep them within a 1 MiB L2 (AMD EPYC Zen 4
-    # has 1 MiB L2 per core, AMD Zen 4 software optimization guide); fragments live in L1/L2 too.
-    "cpu": Target("cpu", "cpu", 2, 1 * MiB, 1 * MiB),
+    # H100 SXM5 80 GB (NVIDIA H100 Tensor Core GPU datasheet; Hopper architecture whitepaper): 132 SMs, 50 MB L2,
+    # HBM3 3.35 TB/s (3.0 TB/s measured by a device-to-device copy: memory efficiency ~0.9), dense peaks:
+    # BF16/FP16 989 TFLOP/s, FP8/INT8 1979, TF32 495, FP32 67, FP64 34 (FP64 tensor 67). NVLink 4: 900 GB/s
+    # bidirectional = 450 GB/s per direction, ~ 2 us (estimate).
+    "h100": _hopper("h100", 132, 80 * GB, 3.35 * TB, 50 * MB, 989 * T_, 1979 * T_, 495 * T_, 67 * T_, 34 * T_,
+                    67 * T_, Link(450 * GB, 2 * US)),
+    # H200 SXM 141 GB (NVIDIA H200 Tensor Core GPU datasheet): the H100's GH100 compute (same peaks) with HBM3e
+    # at 4.8 TB/s.
+    "h200": _hopper("h200", 132, 141 * GB, 4.8 * TB, 50 * MB, 989 * T_, 1979 * T_, 495 * T_, 67 * T_, 34 * T_,
+                    67 * T_, Link(450 * GB, 2 * US)),
+    # H800 SXM5 (NVIDIA H800 Tensor Core GPU datasheet): H100 compute and memory, FP64 cut to 1 TFLOP/s, NVLink
+    # 400 GB/s bidirectional (200 per direction).
+    "h800": _hopper("h800", 132, 80 * GB, 3.35 * TB, 50 * MB, 989 * T_, 1979 * T_, 495 * T_, 67 * T_, 1 * T_,
+                    1 * T_, Link(200 * GB, 2 * US)),
+    # H20 (NVIDIA HGX H20 product brief): 96 GB HBM3 at 4.0 TB/s, 60 MB L2, BF16/FP16 148 TFLOP/s, FP8/INT8 296,
+    # TF32 74, FP32 44, FP64 1 (estimate); NVLink 900 GB/s bidirectional. 78 SMs: public reports (not in the brief).
+    "h20": _hopper("h20", 78, 96 * GB, 4.0 * TB, 60 * MB, 148 * T_, 296 * T_, 74 * T_, 44 * T_, 1 * T_, 1 * T_,
+                   Link(450 * GB, 2 * US)),
+    # A100 SXM4 80 GB (NVIDIA A100 Tensor Core GPU datasheet; Ampere whitepaper): 108 SMs, 40 MB L2, HBM2e
+    # 2.039 TB/s, BF16/FP16 312 TFLOP/s, INT8 624, TF32 156, FP32 19.5, FP64 9.7 (tensor 19.5); compute capability
+    # 8.0: 164 KiB shared per SM, 163 KiB per block, 32 blocks/SM (CUDA programming guide). NVLink 3: 600 GB/s
+    # bidirectional; PCIe Gen4 x16.
+    "a100": dataclasses.replace(
+        _hopper("a100", 108, 80 * GB, 2.039 * TB, 40 * MB, 312 * T_, 624 * T_, 156 * T_, 19.5 * T_, 9.7 * T_,
+                19.5 * T_, Link(300 * GB, 2 * US)),
+        smem_per_block=163 * KiB, smem_per_sm=164 * KiB, paths=_nvidia_paths("pcie4", "nvlink")),
+    # B200 (NVIDIA HGX B200 datasheet, per GPU = 1/8 of the 8-GPU figures, dense): BF16/FP16 2.25 PFLOP/s, FP8
+    # 4.5, TF32 1.1, FP64 37; HBM3e 180 GB at 7.7 TB/s (DGX B200: 1,440 GB and 64 TB/s for 8). 148 SMs and 126 MB
+    # L2 (public reports); FP32 ~ 80 TFLOP/s = 148 SMs x 128 lanes x 2 x ~2.1 GHz (derived estimate); compute
+    # capability 10.0 keeps 228 KiB shared per SM. NVLink 5: 1.8 TB/s bidirectional.
+    "b200": dataclasses.replace(
+        _hopper("b200", 148, 180 * GB, 7.7 * TB, 126 * MB, 2250 * T_, 4500 * T_, 1100 * T_, 80 * T_, 37 * T_,
+                37 * T_, Link(900 * GB, 2 * US)),
+        notes="SM count and L2 size from public reports"),
 }
 
+# MI300X (AMD Instinct MI300X data sheet; CDNA 3 whitepaper): 304 CUs, 192 GB HBM3 at 5.3 TB/s, 256 MB Infinity
+# Cache (the model's cache tier), 64 KiB LDS per CU, 512 KiB VGPRs per CU; dense peaks FP16/BF16 1307 TFLOP/s,
+# FP8/INT8 2615, TF32 654, FP32 vector 163.4, FP64 81.7 (matrix 163.4). Infinity Fabric: 7 links x 128 GB/s
+# bidirectional = 448 GB/s per direction aggregate; PCIe Gen5 x16 host link. Infinity Cache bandwidth 17 TB/s
+# (CDNA 3 whitepaper peak).
+TARGETS["mi300x"] = Target(
+    "mi300x", "gpu", 304, 64 * KiB, 512 * KiB, smem_per_sm=64 * KiB, regs_per_sm=512 * KiB, max_blocks_per_sm=32,
+    threads_per_block=256,
+    matrix_flops={"float16": 1307 * T_, "bfloat16": 1307 * T_, "float8": 2615 * T_, "int8": 2615 * T_,
+                  "tf32": 654 * T_, "float32": 163.4 * T_, "float64": 163.4 * T_},
+    vector_flops={"float32": 163.4 * T_, "float16": 163.4 * T_, "bfloat16": 163.4 * T_, "float64": 81.7 * T_},
+    sfu_ops=304 * 16 * 2.1e9,
+    memory={"hbm": Tier(192 * GB, 5.3 * TB, 0.7 * US), "l2": Tier(256 * MB, 17 * TB, 0.3 * US),
+            "smem": Tier(64 * KiB, 128 * 2.1e9, 40 * NS), "registers": Tier(512 * KiB, 0.0, 0.0),
+            "host_dram": Tier(2 * 1024 * GiB, 300 * GB, 0.1 * US)},
+    links={**COMMON_LINKS, "infinity_fabric": Link(448 * GB, 2 * US)},
+    paths=_nvidia_paths("pcie5", "infinity_fabric"), launch_overhead=6 * US)
 
-def get_target(name: str) -> Target:
+# Ascend 910C (public figures only; Huawei publishes little): two 910B-class dies per package, ~ 752 TFLOP/s
+# BF16/FP16 dense, 128 GB HBM at 3.2 TB/s (Huawei, "Serving Large Language Models on Huawei CloudMatrix384",
+# arXiv 2506.12708, 2025, section 3). AI cores: 2 x 24 (public reports); each has a 512 KiB L1 buffer (the
+# model's shared tier) and a 256 KiB L0C (accumulators, the register tier) (Ascend C docs, "hardware
+# architecture"). CloudMatrix384 supernode (same paper): 384 NPUs joined by the Unified Bus (UB) at 392 GB/s
+# per NPU per direction; reading the pooled DRAM of a remote node over UB takes ~ 1.5 us vs ~ 0.2 us to local HBM;
+# a separate RDMA plane gives 400 Gb/s (50 GB/s) per NPU; the host link is PCIe Gen5 x16.
+TARGETS["ascend910c"] = Target(
+    "ascend910c", "npu", 48, 512 * KiB, 256 * KiB, smem_per_sm=512 * KiB, regs_per_sm=256 * KiB,
+    max_blocks_per_sm=1, threads_per_block=1,
+    matrix_flops={"float16": 752 * T_, "bfloat16": 752 * T_, "int8": 1504 * T_},
+    vector_flops={"float32": 50 * T_, "float16": 100 * T_, "bfloat16": 100 * T_, "float64": 1 * T_},
+    sfu_ops=12 * T_,
+    memory={"hbm": Tier(128 * GB, 3.2 * TB, 0.2 * US), "l2": Tier(192 * MB, 7 * TB, 0.1 * US),
+            "smem": Tier(512 * KiB, 256 * 1.8e9, 20 * NS), "registers": Tier(256 * KiB, 0.0, 0.0),
+            "host_dram": Tier(1536 * GiB, 200 * GB, 0.15 * US),
+            "remote_dram": Tier(1536 * GiB, 392 * GB, 1.5 * US)},
+    links={**COMMON_LINKS, "ub": Link(392 * GB, 1.5 * US)},
+    paths={"hbm->host_dram": ("pcie5",), "hbm->remote_hbm": ("ub",), "hbm->remote_dram": ("ub",),
+           "hbm->ssd": ("pcie5", "nvme"), "hbm->cxl": ("pcie5", "cxl"), "host_dram->remote_dram": ("ub",),
+           "host_dram->ssd": ("nvme",), "hbm->rdma_peer": ("rdma",)},
+    launch_overhead=10 * US, notes="910C core counts, L2 and vector peaks are estimates from public reports")
+
+# GH200 Grace Hopper (NVIDIA GH200 datasheet): an H100 whose host link is NVLink-C2C at 900 GB/s bidirectional
+# (450 per direction) to 480 GB LPDDR5X at ~ 500 GB/s; HBM3 96 GB at 4.0 TB/s.
+TARGETS["gh200"] = dataclasses.replace(
+    TARGETS["h100"], name="gh200",
+    memory={**TARGETS["h100"].memory, "hbm": Tier(96 * GB, 4.0 * TB, 0.5 * US),
+            "host_dram": Tier(480 * GB, 500 * GB, 0.3 * US)},
+    links={**TARGETS["h100"].links, "c2c": Link(450 * GB, 0.8 * US)}, paths=_nvidia_paths("c2c", "nvlink"))
+
+
+# ------------------------------------------------------------------------------------------------ host CPU
+def _cpu_flags() -> set:
     try:
-        return TARGETS[name.lower()]
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    m = re.search(r"^(flags|Features)\s*:\s*(.*)$", text, re.M)
+    return set(m.group(2).split()) if m else set()
+
+
+def _cpu_mhz() -> float:
+    try:
+        m = re.search(r"^cpu MHz\s*:\s*([\d.]+)", Path("/proc/cpuinfo").read_text(), re.M)
+    except OSError:
+        m = None
+    return float(m.group(1)) if m else 2500.0
+
+
+def _cpu_caches() -> dict:
+    """{level: bytes} of cpu0's data/unified caches from sysfs (L1d, L2, L3)."""
+    caches = {}
+    for d in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+        try:
+            if (d / "type").read_text().strip() == "Instruction":
+                continue
+            level = int((d / "level").read_text())
+            size = (d / "size").read_text().strip()
+        except (OSError, ValueError):
+            continue
+        scale = {"K": KiB, "M": MiB, "G": GiB}.get(size[-1:], 1)
+        caches[level] = int(size.rstrip("KMG")) * scale
+    return caches
+
+
+def simd_bytes(flags: set) -> int:
+    """Vector register width in bytes from the CPU flags (AVX-512: 64, AVX2: 32, SSE/NEON: 16)."""
+    if "avx512f" in flags:
+        return 64
+    if "avx2" in flags or "avx" in flags:
+        return 32
+    return 16
+
+
+def host_cpu() -> Target:
+    """The machine we run on, detected. Peak = cores x SIMD lanes x 2 (FMA) x 2 FMA pipes x clock (x86 cores since
+    Haswell/Zen 2 issue two vector FMAs per cycle: Intel and AMD optimization manuals). DRAM bandwidth is an
+    estimate (~ 10 GB/s per core, capped at 200 GB/s) unless `measure_host_bandwidth()` replaced it."""
+    cores = os.cpu_count() or 1
+    flags = _cpu_flags()
+    width = simd_bytes(flags)
+    hz = _cpu_mhz() * 1e6
+    caches = _cpu_caches()
+    l1, l2, l3 = caches.get(1, 32 * KiB), caches.get(2, 1 * MiB), caches.get(3, 32 * MiB)
+    fma = 2 * 2 * hz * cores
+    vector = {dt: fma * width // size for dt, size in (("float32", 4), ("float64", 8), ("int8", 1))}
+    # no native fp16/bf16 FMA on most hosts: the LLVM backend widens them to float32
+    vector.update(float16=vector["float32"], bfloat16=vector["float32"])
+    dram_bw = min(10 * GB * cores, 200 * GB)
+    return Target(
+        "cpu", "cpu", cores, l2, l2, smem_per_sm=l2, regs_per_sm=l2, max_blocks_per_sm=1, threads_per_block=1,
+        matrix_flops={}, vector_flops=vector, sfu_ops=hz * cores * width / 4 / 10,  # ~10 cycles per exp vector
+        memory={"dram": Tier(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), dram_bw, 0.1 * US),
+                "l3": Tier(l3, dram_bw * 4, 40 * NS), "l2": Tier(l2, 32 * hz, 4 * NS),
+                "l1": Tier(l1, 64 * hz, 1 * NS), "ssd": Tier(1e12, 3 * GB, 80 * US)},
+        global_tier="dram", cache_tier="l3", shared_tier="l2",
+        links={**COMMON_LINKS},
+        paths={"dram->ssd": ("nvme",), "dram->cxl": ("cxl",), "dram->remote_dram": ("rdma",)},
+        launch_overhead=20 * US,
+        notes=f"detected: {cores} cores, {width * 8}-bit SIMD, {hz / 1e9:.2f} GHz, L2 {l2 // KiB} KiB, "
+              f"L3 {l3 // MiB} MiB; DRAM bandwidth estimated")
+
+
+TARGETS["cpu"] = host_cpu()
+
+
+# ------------------------------------------------------------------------------------------------ lookup
+def get_target(name) -> Target:
+    if isinstance(name, Target):
+        return name
+    try:
+        return TARGETS[str(name).lower()]
     except KeyError:
-        raise TilecArgumentError(f"unknown target {name!r}; known targets: {', '.join(TARGETS)}") from None
+        raise TilecArgumentError(f"unknown target {name!r}; known targets: {', '.join(TARGETS)} "
+                                 f"(add one with tilec.cost.targets.load_target(path))") from None
+
+
+def target_from_dict(data: dict) -> Target:
+    """A Target from plain data (what TOML/JSON give): tiers and links are {name: {field: value}} tables."""
+    data = dict(data)
+    try:
+        base = get_target(data.pop("base")) if "base" in data else None
+        known = {f.name for f in dataclasses.fields(Target)}
+        unknown = set(data) - known
+        if unknown:
+            raise TilecArgumentError(f"target {data.get('name')!r}: unknown field(s) {', '.join(sorted(unknown))}; "
+                                     f"fields are {', '.join(sorted(known))}")
+        if "memory" in data:
+            data["memory"] = {k: Tier(**v) for k, v in data["memory"].items()}
+        if "links" in data:
+            data["links"] = {k: Link(**v) for k, v in data["links"].items()}
+        if "paths" in data:
+            data["paths"] = {k: tuple(v) for k, v in data["paths"].items()}
+        if base is not None:
+            for merged in ("memory", "links", "paths", "matrix_flops", "vector_flops", "efficiency"):
+                if merged in data:
+                    data[merged] = {**getattr(base, merged), **data[merged]}
+            return dataclasses.replace(base, **data)
+        return Target(**data)
+    except TypeError as e:
+        raise TilecArgumentError(f"target {data.get('name')!r}: {e}; a target needs name, kind, sms, "
+                                 f"smem_per_block, regs_per_block (or base = 'h100' to start from a known one)") \
+            from None
+
+
+def load_target(path) -> Target:
+    """Add a target from a TOML or JSON file (`base = "h100"` copies a known target and overrides fields) and
+    return it; `get_target(its name)` finds it afterwards."""
+    path = Path(path)
+    try:
+        if path.suffix == ".toml":
+            import tomllib
+
+            data = tomllib.loads(path.read_text())
+        else:
+            data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise TilecArgumentError(f"load_target({str(path)!r}): cannot read it as "
+                                 f"{'TOML' if path.suffix == '.toml' else 'JSON'}: {e}") from None
+    target = target_from_dict(data)
+    TARGETS[target.name.lower()] = target
+    return target
