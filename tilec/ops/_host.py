@@ -1,0 +1,96 @@
+"""Host-side helpers of the sparse-attention, indexer and MoE ops: argument checks that name the argument and the
+expected shape, and arrays of the caller's kind (NumPy -> NumPy, torch -> torch on the same device)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import TilecArgumentError
+
+FLOAT_DTYPES = ("float16", "bfloat16", "float32")
+
+
+def is_torch(x) -> bool:
+    return type(x).__module__.startswith("torch")
+
+
+def dtype_name(x) -> str:
+    """'float32', 'int32', ... for a NumPy array or a torch tensor."""
+    if is_torch(x):
+        return str(x.dtype).removeprefix("torch.")
+    return x.dtype.name
+
+
+def check_array(op: str, name: str, x, rank: int, dtypes=None):
+    """Refuse anything but a NumPy array or torch tensor of `rank` dims (and one of `dtypes`)."""
+    if not (isinstance(x, np.ndarray) or is_torch(x)):
+        raise TilecArgumentError(f"{op}: '{name}' must be a NumPy array or a torch tensor, got {type(x).__name__}")
+    if x.ndim != rank:
+        raise TilecArgumentError(f"{op}: '{name}' must have rank {rank}, got shape {tuple(x.shape)}")
+    if dtypes is not None and dtype_name(x) not in dtypes:
+        raise TilecArgumentError(f"{op}: '{name}' has dtype {dtype_name(x)}; expected one of {', '.join(dtypes)}")
+
+
+def check_shape(op: str, name: str, x, expected: tuple, meaning: str):
+    if tuple(x.shape) != tuple(expected):
+        raise TilecArgumentError(f"{op}: '{name}' must have shape {tuple(expected)} ({meaning}), got "
+                                 f"{tuple(x.shape)}")
+
+
+def check_same_kind(op: str, named: dict):
+    """All arguments NumPy, or all torch on one device."""
+    kinds = {n: ("numpy" if isinstance(x, np.ndarray) else f"torch:{x.device}") for n, x in named.items()}
+    if len(set(kinds.values())) > 1:
+        shown = ", ".join(f"{n} is {k}" for n, k in kinds.items())
+        raise TilecArgumentError(f"{op}: pass all arrays as NumPy or all as torch tensors on one device ({shown})")
+
+
+def as_int32(op: str, name: str, x):
+    """A contiguous int32 copy/view of an integer index array (int64 from argsort or torch.topk is accepted)."""
+    if not dtype_name(x).startswith(("int", "uint")):
+        raise TilecArgumentError(f"{op}: '{name}' must hold integers (int32), got dtype {dtype_name(x)}")
+    if is_torch(x):
+        import torch
+
+        return x.to(torch.int32).contiguous()
+    return np.ascontiguousarray(x, dtype=np.int32)
+
+
+def contiguous(x):
+    return x.contiguous() if is_torch(x) else np.ascontiguousarray(x)
+
+
+def host_numpy(x) -> np.ndarray:
+    """The values on the host, for checks and schedules (a device sync for CUDA tensors)."""
+    return x.detach().cpu().numpy() if is_torch(x) else np.asarray(x)
+
+
+def like(x, values: np.ndarray):
+    """Host `values` as the same kind of array as `x` (torch: on x's device)."""
+    if is_torch(x):
+        import torch
+
+        return torch.from_numpy(np.ascontiguousarray(values)).to(x.device)
+    return np.ascontiguousarray(values)
+
+
+def zeros(x, shape, dtype: str):
+    """Zeros of `shape` and `dtype`, of x's kind and device."""
+    if is_torch(x):
+        import torch
+
+        return torch.zeros(shape, dtype=getattr(torch, dtype), device=x.device)
+    if dtype == "bfloat16":
+        import ml_dtypes
+
+        return np.zeros(shape, dtype=ml_dtypes.bfloat16)
+    return np.zeros(shape, dtype=dtype)
+
+
+def check_index_range(op: str, name: str, values: np.ndarray, lo: int, hi: int, meaning: str):
+    """Every entry in [lo, hi); the message shows the first offender."""
+    bad = (values < lo) | (values >= hi)
+    if bad.any():
+        at = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise TilecArgumentError(f"{op}: {name}[{', '.join(map(str, at))}] = {int(values[at])} is out of range; "
+                                 f"{meaning} must lie in [{lo}, {hi - 1}] (check=False skips this check, unsafe: "
+                                 f"an out-of-range index reads outside the tensor)")

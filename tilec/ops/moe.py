@@ -1,0 +1,202 @@
+"""Mixture-of-experts building blocks: a grouped GEMM over rows sorted by expert, and the permute / unpermute that
+sort tokens into expert order and combine the expert outputs back with the router weights.
+
+grouped_gemm runs a host-made schedule: one row of `Sched` per (expert, block of block_m rows) tile, holding
+(expert, first row, end row). Empty experts get no tiles. A tile's last block may run past its expert's end into
+the next expert's rows: those rows are computed (with the wrong weights) but must not be stored. The language has
+no masked store inside T.Parallel yet (`if` there is rejected), so the kernel writes into an over-allocated output
+Yp [M + block_m, N rounded up to block_n]: out-of-group row i goes to the spare row M + i, and the op returns
+Yp[:M, :N]. Every store is in bounds on every backend; spare rows are scratch that tiles may share.
+"""
+import functools
+
+import numpy as np
+
+import tilec
+import tilec.language as T
+
+from . import _host
+
+
+@functools.cache
+def grouped_gemm_kernel(dtype: str):
+    @tilec.kernel
+    def grouped_gemm_fwd(X: T.Tensor[("M", "K"), dtype], W: T.Tensor[("E", "K", "N"), dtype],
+                         Sched: T.Tensor[("NT", 3), "int32"], Yp: T.Tensor[("MP", "NP"), dtype], *,
+                         block_m: int = 64, block_n: int = 64, block_k: int = 32, num_stages: int = 2):
+        with T.Kernel(T.ceildiv(N, block_n), NT) as (bx, tile):
+            e = Sched[tile, 0]
+            r0 = Sched[tile, 1]
+            r1 = Sched[tile, 2]
+            a = T.alloc_shared((block_m, block_k), dtype)
+            b = T.alloc_shared((block_k, block_n), dtype)
+            acc = T.alloc_fragment((block_m, block_n), "float32")
+            T.clear(acc)
+            for kb in T.Pipelined(T.ceildiv(K, block_k), num_stages=num_stages):
+                T.copy(X[r0, kb * block_k], a)
+                T.copy(W[e, kb * block_k, bx * block_n], b)
+                T.gemm(a, b, acc)
+            for i, j in T.Parallel(block_m, block_n):
+                # rows past this expert's end belong to the next expert: park them in Yp's spare rows
+                Yp[T.where(r0 + i < r1, r0 + i, M + i), bx * block_n + j] = acc[i, j]
+
+    return grouped_gemm_fwd
+
+
+@functools.cache
+def gather_rows_kernel(dtype: str):
+    @tilec.kernel
+    def moe_gather_rows(X: T.Tensor[("S", "H"), dtype], Src: T.Tensor[("R",), "int32"],
+                        Out: T.Tensor[("R", "H"), dtype], *, block_r: int = 16, block_h: int = 128):
+        """Out[r, :] = X[Src[r], :]."""
+        with T.Kernel(T.ceildiv(H, block_h), T.ceildiv(R, block_r)) as (bx, by):
+            src = T.alloc_fragment((block_r,), "int32")
+            rows = T.alloc_shared((block_r, block_h), dtype)
+            T.copy(Src[by * block_r], src)  # lanes past R read 0: a valid row, never stored
+            for i, j in T.Parallel(block_r, block_h):
+                rows[i, j] = X[src[i], T.min(bx * block_h + j, H - 1)]
+            T.copy(rows, Out[by * block_r, bx * block_h])
+
+    return moe_gather_rows
+
+
+@functools.cache
+def combine_rows_kernel(dtype: str):
+    @tilec.kernel
+    def moe_combine_rows(Y: T.Tensor[("R", "N"), dtype], Inv: T.Tensor[("S", "TOPK"), "int32"],
+                         Wt: T.Tensor[("S", "TOPK"), "float32"], Out: T.Tensor[("S", "N"), dtype], *,
+                         block_s: int = 16, block_n: int = 128):
+        """Out[s, :] = sum_k Wt[s, k] * Y[Inv[s, k], :], accumulated in fp32."""
+        with T.Kernel(T.ceildiv(N, block_n), T.ceildiv(S, block_s)) as (bx, by):
+            acc = T.alloc_fragment((block_s, block_n), "float32")
+            T.clear(acc)
+            for k in T.serial(TOPK):
+                for i, j in T.Parallel(block_s, block_n):
+                    s = T.min(by * block_s + i, S - 1)  # clamped: lanes past S are computed, never stored
+                    acc[i, j] += Wt[s, k] * Y[Inv[s, k], T.min(bx * block_n + j, N - 1)]
+            T.copy(acc, Out[by * block_s, bx * block_n])
+
+    return moe_combine_rows
+
+
+def tile_schedule(offsets: np.ndarray, block_m: int) -> np.ndarray:
+    """int32 [tiles, 3] rows (expert, first row, end row): each expert's rows cut into blocks of block_m."""
+    starts = np.concatenate([[0], offsets[:-1]]).astype(np.int64)
+    tiles = []
+    for e, (lo, hi) in enumerate(zip(starts, offsets.astype(np.int64))):
+        for r in range(lo, hi, block_m):
+            tiles.append((e, r, hi))
+    return np.array(tiles, dtype=np.int32).reshape(-1, 3)
+
+
+def grouped_gemm(x, w, offsets, *, check=True, target=None, **config):
+    """y [M, N] where rows offsets[e-1]:offsets[e] of x [M, K] (offsets[-1] = 0) are multiplied by w[e] [K, N].
+    offsets int [E] are cumulative end rows: non-decreasing, at most M; empty groups are allowed and rows past
+    offsets[-1] come out 0 (the returned array is a view of a slightly larger one). Same kind as x (NumPy -> LLVM, torch -> Triton). The tile schedule is built on the
+    host from offsets. `check=False` skips the offsets check (unsafe: a bad schedule writes wrong rows).
+    Keywords override the tile config (block_m, block_n, block_k, num_stages)."""
+    op = "grouped_gemm"
+    _host.check_array(op, "x", x, 2, _host.FLOAT_DTYPES)
+    _host.check_array(op, "w", w, 3, _host.FLOAT_DTYPES)
+    _host.check_array(op, "offsets", offsets, 1)
+    _host.check_same_kind(op, {"x": x, "w": w})
+    m, k = x.shape
+    e, _, n = w.shape
+    _host.check_shape(op, "w", w, (e, k, n), "[E, K, N] with x's K")
+    _host.check_shape(op, "offsets", offsets, (e,), "one cumulative end row per expert of w")
+    if _host.dtype_name(w) != _host.dtype_name(x):
+        raise tilec.TilecArgumentError(f"{op}: 'w' has dtype {_host.dtype_name(w)}; expected x's "
+                                       f"{_host.dtype_name(x)}")
+    ends = _host.host_numpy(_host.as_int32(op, "offsets", offsets)).astype(np.int64)
+    if check:
+        check_offsets(op, ends, m)
+    dtype = _host.dtype_name(x)
+    block_n = next((b for b in (128, 64, 32, 16) if n % b == 0), 64)  # a divisor of N needs no column padding
+    config = {"block_m": 64, "block_n": block_n, "block_k": 32, **config}
+    bm, bn = config["block_m"], config["block_n"]
+    # clipped to [0, M] and made non-decreasing, so that even unchecked offsets cannot aim a store outside yp
+    sched = tile_schedule(np.maximum.accumulate(np.clip(ends, 0, m)), bm)
+    yp = _host.zeros(x, (m + bm, -(-n // bn) * bn), dtype)
+    if len(sched) and n:
+        grouped_gemm_kernel(dtype)(_host.contiguous(x), _host.contiguous(w), _host.like(x, sched), yp,
+                                   target=target, **config)
+    y = yp[:m, :n]
+    return y if yp.shape[1] == n else _host.contiguous(y)
+
+
+def check_offsets(op: str, ends: np.ndarray, m: int):
+    prev = 0
+    for e, end in enumerate(ends):
+        if end < prev or end > m:
+            raise tilec.TilecArgumentError(
+                f"{op}: offsets[{e}] = {end}: offsets are cumulative end rows, so they must be non-decreasing and "
+                f"within [0, {m}] (x has {m} rows); offsets[{e - 1 if e else 0}] = {prev if e else 0} (pass "
+                f"check=False to skip this check, unsafe)")
+        prev = end
+
+
+def moe_permute(x, topk_ids, num_experts: int, *, check=True, target=None):
+    """Sort tokens' copies into expert order. x [S, H], topk_ids int [S, topk] (the experts each token goes to).
+    Returns (xp [S*topk, H] with rows grouped by expert, offsets int32 [num_experts] cumulative end rows (feed
+    grouped_gemm), permutation int32 [S*topk]: xp[r] = x[permutation[r] // topk], permutation[r] being the flat
+    slot s*topk + j). The argsort runs on the host; the row gather is a DSL kernel. `check=False` skips the
+    0 <= topk_ids < num_experts check (unsafe)."""
+    op = "moe_permute"
+    _host.check_array(op, "x", x, 2, _host.FLOAT_DTYPES)
+    _host.check_array(op, "topk_ids", topk_ids, 2)
+    _host.check_same_kind(op, {"x": x, "topk_ids": topk_ids})
+    ntok, h = x.shape
+    if topk_ids.shape[0] != ntok:
+        _host.check_shape(op, "topk_ids", topk_ids, (ntok, topk_ids.shape[1]), "[S, topk] with x's S")
+    ids = _host.host_numpy(_host.as_int32(op, "topk_ids", topk_ids)).astype(np.int64)
+    if check:
+        _host.check_index_range(op, "topk_ids", ids, 0, num_experts, "an expert id")
+    topk = ids.shape[1]
+    perm = np.argsort(ids.reshape(-1), kind="stable").astype(np.int32)
+    offsets = np.cumsum(np.bincount(ids.reshape(-1), minlength=num_experts)[:num_experts]).astype(np.int32)
+    dtype = _host.dtype_name(x)
+    xp = _host.zeros(x, (perm.size, h), dtype)
+    if perm.size and h:
+        gather_rows_kernel(dtype)(_host.contiguous(x), _host.like(x, perm // topk), xp, target=target)
+    return xp, _host.like(x, offsets), _host.like(x, perm)
+
+
+def moe_unpermute(y, permutation, topk_weights, *, check=True, target=None):
+    """Combine expert outputs: out[s] = sum_j topk_weights[s, j] * y[r] where permutation[r] = s*topk + j.
+    y [S*topk, N] in permuted order (as from grouped_gemm), permutation from moe_permute, topk_weights [S, topk].
+    Returns [S, N] of y's dtype and kind; sums in fp32. `check=False` skips the check that permutation is a
+    permutation of 0..S*topk-1 (unsafe)."""
+    op = "moe_unpermute"
+    _host.check_array(op, "y", y, 2, _host.FLOAT_DTYPES)
+    _host.check_array(op, "permutation", permutation, 1)
+    _host.check_array(op, "topk_weights", topk_weights, 2, _host.FLOAT_DTYPES)
+    _host.check_same_kind(op, {"y": y, "permutation": permutation, "topk_weights": topk_weights})
+    ntok, topk = topk_weights.shape
+    r, n = y.shape
+    _host.check_shape(op, "y", y, (ntok * topk, n), "[S*topk, N] for topk_weights [S, topk]")
+    _host.check_shape(op, "permutation", permutation, (ntok * topk,), "[S*topk]")
+    perm = _host.host_numpy(_host.as_int32(op, "permutation", permutation)).astype(np.int64)
+    if check:
+        _host.check_index_range(op, "permutation", perm, 0, max(r, 1), "a flat slot s*topk + j")
+        if np.bincount(perm, minlength=r).max(initial=1) > 1:
+            raise tilec.TilecArgumentError(f"{op}: 'permutation' repeats a slot; pass moe_permute's permutation")
+    inverse = np.empty(r, np.int32)
+    inverse[perm] = np.arange(r, dtype=np.int32)
+    dtype = _host.dtype_name(y)
+    out = _host.zeros(y, (ntok, n), dtype)
+    if ntok == 0 or n == 0:
+        return out
+    weights = topk_weights.float() if _host.is_torch(topk_weights) else np.asarray(topk_weights, np.float32)
+    combine_rows_kernel(dtype)(_host.contiguous(y), _host.like(y, inverse.reshape(ntok, topk)),
+                               _host.contiguous(weights), out, target=target)
+    return out
+
+
+def grouped_gemm_reference(x, w, offsets) -> np.ndarray:
+    x, w = np.asarray(x, np.float64), np.asarray(w, np.float64)
+    y = np.zeros((x.shape[0], w.shape[2]))
+    lo = 0
+    for e, hi in enumerate(np.asarray(offsets)):
+        y[lo:hi] = x[lo:hi] @ w[e]
+        lo = hi
+    return y

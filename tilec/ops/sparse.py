@@ -1,0 +1,147 @@
+"""DeepSeek-V3.2 sparse attention (DSA): each query token attends only to the `topk` key rows its indexer chose.
+
+One block handles one token and `block_h` heads that share a kv head: those heads are the M dim of both GEMMs, so
+every gathered K/V row is used `block_h` times. K/V rows are gathered by index inside `T.Parallel` (a -1 slot
+gathers row 0 and is masked to -inf before the softmax); the softmax is the online (flash) form over blocks of
+`block_n` indices. The QK dot runs over `block_d`-wide chunks of the head dim, so MLA's 576 = 9 x 64 needs no
+padding to 1024.
+"""
+import functools
+import math
+
+import numpy as np
+
+import tilec
+import tilec.language as T
+
+from . import _host
+
+OP = "sparse_attention"
+MAX_BLOCK_H = 64  # heads per block: 64 x 512 fp32 accumulators are FlashMLA's tile too
+
+
+@functools.cache
+def sparse_attention_kernel(dtype: str):
+    """The DSL kernel for one input dtype (tile dtypes follow the inputs; softmax and accumulation in fp32)."""
+
+    @tilec.kernel
+    def sparse_attention_fwd(Q: T.Tensor[("S", "H", "D"), dtype], K: T.Tensor[("N", "HK", "D"), dtype],
+                             V: T.Tensor[("N", "HK", "DV"), dtype], Idx: T.Tensor[("S", "TOPK"), "int32"],
+                             O: T.Tensor[("S", "H", "DV"), dtype], *, group: int = 1, block_h: int = 1,
+                             block_n: int = 64, block_d: int = 64, scale: float = 1.0):
+        # block_h divides group, so a block's heads never straddle two kv heads
+        with T.Kernel(S, HK * (group // block_h)) as (t, hb):
+            hk = hb // (group // block_h)
+            h0 = hb * block_h
+            q = T.alloc_shared((block_h, block_d), dtype)
+            kt = T.alloc_shared((block_n, block_d), dtype)
+            vt = T.alloc_shared((block_n, DV), dtype)
+            ids = T.alloc_fragment((block_n,), "int32")
+            s = T.alloc_fragment((block_h, block_n), "float32")
+            p = T.alloc_fragment((block_h, block_n), dtype)
+            acc = T.alloc_fragment((block_h, DV), "float32")
+            m = T.alloc_fragment((block_h,), "float32")
+            m_prev = T.alloc_fragment((block_h,), "float32")
+            m_safe = T.alloc_fragment((block_h,), "float32")
+            alpha = T.alloc_fragment((block_h,), "float32")
+            l = T.alloc_fragment((block_h,), "float32")  # noqa: E741
+            row_sum = T.alloc_fragment((block_h,), "float32")
+            T.fill(m, -T.infinity("float32"))
+            T.clear(l)
+            T.clear(acc)
+            for kb in T.serial(T.ceildiv(TOPK, block_n)):
+                T.copy(Idx[t, kb * block_n], ids, pad=-1)  # slots past topk read as padding
+                T.clear(s)
+                for c in T.serial(T.ceildiv(D, block_d)):
+                    T.copy(Q[t, h0, c * block_d], q)  # columns past D read 0: they add nothing to the dot
+                    for j, d in T.Parallel(block_n, block_d):
+                        kt[j, d] = K[T.max(ids[j], 0), hk, T.min(c * block_d + d, D - 1)]
+                    T.gemm(q, kt, s, transpose_b=True)
+                for i, j in T.Parallel(block_h, block_n):
+                    s[i, j] = T.where(ids[j] >= 0, s[i, j] * scale, -T.infinity("float32"))
+                T.copy(m, m_prev)
+                T.reduce_max(s, m, dim=1, clear=False)
+                for i in T.Parallel(block_h):
+                    # a row that has seen only padding keeps m = -inf: subtract 0 so exp gives 0, not NaN
+                    m_safe[i] = T.where(m[i] == -T.infinity("float32"), 0.0, m[i])
+                    alpha[i] = T.exp(m_prev[i] - m_safe[i])
+                for i, j in T.Parallel(block_h, block_n):
+                    s[i, j] = T.exp(s[i, j] - m_safe[i])
+                T.reduce_sum(s, row_sum, dim=1)
+                for i in T.Parallel(block_h):
+                    l[i] = l[i] * alpha[i] + row_sum[i]
+                for i, d in T.Parallel(block_h, DV):
+                    acc[i, d] = acc[i, d] * alpha[i]
+                T.copy(s, p)
+                for j, d in T.Parallel(block_n, DV):
+                    vt[j, d] = V[T.max(ids[j], 0), hk, d]
+                T.gemm(p, vt, acc)
+            for i, d in T.Parallel(block_h, DV):
+                acc[i, d] = T.where(l[i] > 0.0, acc[i, d] / l[i], 0.0)  # a row of only -1 gives zeros
+            T.copy(acc, O[t, h0, 0])
+
+    return sparse_attention_fwd
+
+
+def heads_per_block(group: int) -> int:
+    """The largest divisor of `group` up to MAX_BLOCK_H (blocks must not straddle kv heads)."""
+    return max(b for b in range(1, min(group, MAX_BLOCK_H) + 1) if group % b == 0)
+
+
+def sparse_attention(q, k, v, indices, *, scale=None, check=True, target=None, **config):
+    """DeepSeek-V3.2 sparse attention. q [T, Hq, Dqk], k [N, Hkv, Dqk], v [N, Hkv, Dv], indices int [T, topk] of key
+    rows per query token (-1 = padding, ignored; a row of only -1 yields zeros). Returns o [T, Hq, Dv] of q's
+    dtype and kind (NumPy -> LLVM on the CPU, torch CUDA -> Triton, torch CPU with target="triton" -> Triton's
+    interpreter). `scale` defaults to 1/sqrt(Dqk). `check=False` skips the host-side index range check (unsafe:
+    an index >= N reads outside k and v). Extra keywords (block_n, block_d, block_h) override the tile config."""
+    for name, x, rank in (("q", q, 3), ("k", k, 3), ("v", v, 3)):
+        _host.check_array(OP, name, x, rank, _host.FLOAT_DTYPES)
+    _host.check_array(OP, "indices", indices, 2)
+    _host.check_same_kind(OP, {"q": q, "k": k, "v": v, "indices": indices})
+    ntok, hq, dqk = q.shape
+    n, hkv, _ = k.shape
+    dv = v.shape[2]
+    _host.check_shape(OP, "k", k, (n, hkv, dqk), "[N, Hkv, Dqk] with q's Dqk")
+    _host.check_shape(OP, "v", v, (n, hkv, dv), "[N, Hkv, Dv] with k's N and Hkv")
+    if hkv == 0 or hq % hkv:
+        raise tilec.TilecArgumentError(f"{OP}: q's {hq} heads must be a multiple of k's {hkv} kv heads")
+    if indices.shape[0] != ntok:
+        _host.check_shape(OP, "indices", indices, (ntok, indices.shape[1]), "[T, topk] with q's T")
+    for name, x in (("k", k), ("v", v)):
+        if _host.dtype_name(x) != _host.dtype_name(q):
+            raise tilec.TilecArgumentError(f"{OP}: '{name}' has dtype {_host.dtype_name(x)}; expected q's "
+                                           f"{_host.dtype_name(q)}")
+    indices = _host.as_int32(OP, "indices", indices)
+    if check:
+        _host.check_index_range(OP, "indices", _host.host_numpy(indices), -1, n, "a key row (or -1 for padding)")
+    dtype = _host.dtype_name(q)
+    out = _host.zeros(q, (ntok, hq, dv), dtype)
+    if ntok == 0 or indices.shape[1] == 0 or n == 0:
+        return out
+    group = hq // hkv
+    config = {"group": group, "block_h": heads_per_block(group), "block_n": 64, "block_d": 64,
+              "scale": float(1.0 / math.sqrt(dqk) if scale is None else scale), **config}
+    kernel = sparse_attention_kernel(dtype)
+    kernel(*(_host.contiguous(x) for x in (q, k, v, indices)), out, target=target, **config)
+    return out
+
+
+def sparse_attention_reference(q, k, v, indices, scale=None) -> np.ndarray:
+    """NumPy float64 reference (the tests' and the example's oracle)."""
+    q, k, v = (np.asarray(x, dtype=np.float64) for x in (q, k, v))
+    indices = np.asarray(indices)
+    ntok, hq, dqk = q.shape
+    hkv = k.shape[1]
+    group = hq // hkv
+    scale = 1.0 / math.sqrt(dqk) if scale is None else scale
+    out = np.zeros((ntok, hq, v.shape[2]))
+    for t in range(ntok):
+        rows = indices[t][indices[t] >= 0]
+        if rows.size == 0:
+            continue
+        for h in range(hq):
+            kv = h // group
+            s = k[rows, kv] @ q[t, h] * scale
+            p = np.exp(s - s.max())
+            out[t, h] = p @ v[rows, kv] / p.sum()
+    return out
