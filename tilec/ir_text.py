@@ -37,11 +37,29 @@ def parse_kernel_text(text: str) -> ir.Kernel:
 
 def _describe(e: lark.UnexpectedInput) -> str:
     if isinstance(e, lark.UnexpectedToken):
-        expected = ", ".join(sorted(e.accepts or e.expected))
+        if e.token.type == "$END":
+            return "unexpected end of text"
+        expected = ", ".join(sorted(_spell(name) for name in (e.accepts or e.expected)))
         return f"unexpected {e.token.value!r}; expected one of: {expected}"
     if isinstance(e, lark.UnexpectedCharacters):
         return f"unexpected character {e.char!r}"
     return "unexpected end of text"
+
+
+_TOKEN_WORDS = {"VAR": "%name", "KERNEL_NAME": "@name", "NAME": "a name", "NUMBER": "a number", "INT": "an integer",
+                "ESCAPED_STRING": "a string", "FOR": "for", "CMP_OP": "a comparison", "ADD_OP": "+ or -",
+                "MUL_OP": "* / // %", "TRANSPOSE": "transpose_a/b"}
+
+
+def _spell(terminal: str) -> str:
+    """How a terminal looks in the text, for error messages."""
+    if terminal in _TOKEN_WORDS:
+        return _TOKEN_WORDS[terminal]
+    try:
+        pattern = _parser().get_terminal(terminal).pattern
+    except KeyError:
+        return terminal
+    return repr(pattern.value) if pattern.type == "str" else terminal
 
 
 def _pos(node) -> str:
