@@ -77,7 +77,8 @@ def sparse_attention_kernel(dtype: str):
                     vt[j, d] = V[T.max(ids[j], 0), hk, d]
                 T.gemm(p, vt, acc)
             for i, d in T.Parallel(block_h, DV):
-                acc[i, d] = T.where(l[i] > 0.0, acc[i, d] / l[i], 0.0)  # a row of only -1 gives zeros
+                # l >= 1 once a row saw a valid key (its max adds exp(0)); a row of only -1 has acc = 0, l = 0
+                acc[i, d] = acc[i, d] / T.max(l[i], 1.0)
             T.copy(acc, O[t, h0, 0])
 
     return sparse_attention_fwd

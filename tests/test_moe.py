@@ -1,0 +1,104 @@
+"""MoE ops: grouped GEMM, permute and unpermute on the LLVM backend (NumPy) and Triton's interpreter (torch CPU
+tensors, target="triton"), against NumPy float64."""
+import numpy as np
+import pytest
+
+from tilec.errors import TilecArgumentError
+from tilec.ops.moe import grouped_gemm, grouped_gemm_reference, moe_permute, moe_unpermute, tile_schedule
+
+RNG = np.random.default_rng(3)
+
+
+def rand(*shape, dtype=np.float32):
+    return RNG.standard_normal(shape).astype(dtype)
+
+
+def moe_reference(x, w, topk_ids, topk_weights):
+    """out[s] = sum_j weight[s, j] * x[s] @ w[expert[s, j]], float64."""
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    out = np.zeros((x.shape[0], w.shape[2]))
+    for s in range(x.shape[0]):
+        for j in range(topk_ids.shape[1]):
+            out[s] += topk_weights[s, j] * (x64[s] @ w64[topk_ids[s, j]])
+    return out
+
+
+# ------------------------------------------------------------------------------------------ grouped GEMM
+@pytest.mark.parametrize("m,k,n,offsets,config", [
+    (1, 1, 1, [1], {}),                                           # E = 1, one row
+    (37, 20, 19, [10, 10, 30, 37], {"block_m": 16, "block_k": 16}),  # an empty group, ragged N and tails
+    (53, 31, 64, [0, 0, 53], {}),                                  # leading empty groups
+    (29, 17, 40, [5, 12, 20], {"block_m": 8}),                    # rows past offsets[-1] stay 0
+    (130, 64, 96, [70, 71, 130], {}),                             # groups of 1 row between big ones
+])
+def test_grouped_gemm_llvm(m, k, n, offsets, config):
+    offsets = np.array(offsets, np.int32)
+    x, w = rand(m, k), rand(len(offsets), k, n)
+    y = grouped_gemm(x, w, offsets, **config)
+    assert y.shape == (m, n) and y.dtype == np.float32
+    np.testing.assert_allclose(y, grouped_gemm_reference(x, w, offsets), rtol=1e-4, atol=1e-4)
+
+
+def test_grouped_gemm_fp16_llvm():
+    offsets = np.array([3, 40, 41], np.int32)
+    x, w = rand(41, 24, dtype=np.float16), rand(3, 24, 33, dtype=np.float16)
+    y = grouped_gemm(x, w, offsets)
+    assert y.dtype == np.float16
+    np.testing.assert_allclose(y.astype(np.float64), grouped_gemm_reference(x, w, offsets), rtol=5e-3, atol=5e-3)
+
+
+def test_tile_schedule_skips_empty_groups():
+    assert tile_schedule(np.array([0, 5, 5, 12]), 4).tolist() == [[1, 0, 5], [1, 4, 5], [3, 5, 12], [3, 9, 12]]
+
+
+# ------------------------------------------------------------------------------------------ permute / unpermute
+@pytest.mark.parametrize("ntok,h,n,num_experts,topk", [(1, 1, 1, 1, 1), (13, 20, 19, 5, 2), (31, 48, 33, 8, 3)])
+def test_moe_layer_llvm(ntok, h, n, num_experts, topk):
+    x, w = rand(ntok, h), rand(num_experts, h, n)
+    topk_ids = np.stack([RNG.permutation(num_experts)[:topk] for _ in range(ntok)]).astype(np.int32)
+    topk_weights = RNG.random((ntok, topk)).astype(np.float32)
+    xp, offsets, perm = moe_permute(x, topk_ids, num_experts)
+    assert offsets.dtype == np.int32 and offsets[-1] == ntok * topk
+    assert np.array_equal(xp, x[perm // topk])
+    assert np.all(np.diff(topk_ids.reshape(-1)[perm]) >= 0)  # rows are in expert order
+    out = moe_unpermute(grouped_gemm(xp, w, offsets), perm, topk_weights)
+    assert out.shape == (ntok, n)
+    np.testing.assert_allclose(out, moe_reference(x, w, topk_ids, topk_weights), rtol=1e-4, atol=1e-4)
+
+
+# ------------------------------------------------------------------------------------------ Triton interpreter
+def test_moe_triton_interpreter():
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("triton")
+    ntok, h, n, num_experts, topk = 7, 16, 12, 4, 2
+    x, w = rand(ntok, h), rand(num_experts, h, n)
+    topk_ids = np.array([[0, 2], [2, 0], [0, 3], [3, 2], [0, 2], [2, 3], [0, 3]], np.int32)  # expert 1 unused
+    topk_weights = RNG.random((ntok, topk)).astype(np.float32)
+    xt, wt = torch.from_numpy(x), torch.from_numpy(w)
+    xp, offsets, perm = moe_permute(xt, torch.from_numpy(topk_ids), num_experts, target="triton")
+    assert offsets.tolist() == [5, 5, 10, 14]
+    y = grouped_gemm(xp, wt, offsets, target="triton", block_m=16, block_n=16, block_k=16)
+    out = moe_unpermute(y, perm, torch.from_numpy(topk_weights), target="triton")
+    assert isinstance(out, torch.Tensor)
+    np.testing.assert_allclose(out.numpy(), moe_reference(x, w, topk_ids, topk_weights), rtol=1e-4, atol=1e-4)
+
+
+# ------------------------------------------------------------------------------------------ bad input
+@pytest.mark.parametrize("offsets,message", [([3, 2, 9], r"offsets\[1\] = 2.*non-decreasing"),
+                                             ([3, 5, 10], r"offsets\[2\] = 10.*within \[0, 9\]")])
+def test_bad_offsets_are_refused(offsets, message):
+    with pytest.raises(TilecArgumentError, match=message):
+        grouped_gemm(rand(9, 4), rand(3, 4, 5), np.array(offsets, np.int32))
+
+
+def test_bad_shapes_and_ids_name_the_argument():
+    with pytest.raises(TilecArgumentError, match=r"'w' must have shape \(3, 4, 5\)"):
+        grouped_gemm(rand(9, 4), rand(3, 6, 5), np.array([1, 2, 3], np.int32))
+    with pytest.raises(TilecArgumentError, match=r"'offsets' must have shape \(3,\)"):
+        grouped_gemm(rand(9, 4), rand(3, 4, 5), np.array([1, 9], np.int32))
+    with pytest.raises(TilecArgumentError, match=r"topk_ids\[1, 0\] = 4.*\[0, 3\]"):
+        moe_permute(rand(2, 4), np.array([[0, 1], [4, 0]], np.int32), 4)
+    with pytest.raises(TilecArgumentError, match=r"'y' must have shape \(4, 3\)"):
+        moe_unpermute(rand(3, 3), np.arange(4, dtype=np.int32), rand(2, 2))
+    with pytest.raises(TilecArgumentError, match="repeats a slot"):
+        moe_unpermute(rand(4, 3), np.array([0, 1, 1, 3], np.int32), rand(2, 2))
