@@ -224,8 +224,8 @@ def lower_reduce(cg, s: ir.Reduce):
             finish(dst_ptr(outer + [None]), dt.load(b, slot, ddt))
         loop_nest(cg, list(shape[:-1]), row, "rrow")
         return
-    # reducing an outer dim: accumulate whole rows into a temporary in scratch-free form, i.e. in dst itself when
-    # clearing, else keep dst's old value aside by combining at the end of each output element's pass
+    # Reducing an outer dim with clear: accumulate whole rows into dst, so the inner loop runs along contiguous
+    # rows of both tiles (vectorisable).
     if s.clear:
         loop_nest(cg, [n for d, n in enumerate(shape) if d != s.dim],
                   lambda idx: dt.store(b, init, cg.element_ptr(s.dst, idx), ddt), "rinit")
