@@ -1,0 +1,153 @@
+"""`flash_attention(q, k, v, causal=, scale=)`: FlashAttention-2 forward pass written in the DSL.
+
+One block owns `block_m` query rows of one (batch, query head) and walks the keys in tiles of `block_n`:
+S = Q K^T, then the online softmax keeps a running row max m and sum l in fp32 and rescales the output accumulator
+by 2^(m_old - m_new) whenever the max grows. Logits are pre-multiplied by scale * log2(e) so exp2 replaces exp.
+GQA/MQA: query head h reads kv head h // (HQ // HKV). Causal masking is aligned to the bottom right (query i sees
+keys <= i + SKV - SQ), and causal blocks stop at the last key tile their rows can see. A row that sees no key at all
+(causal with SQ > SKV, or SKV = 0) is written as zeros.
+"""
+# no `from __future__ import annotations`: the T.Tensor annotations must be evaluated at `def` time
+import functools
+import math
+
+import tilec
+import tilec.language as T
+
+from ..errors import TilecArgumentError
+from ._dense import array_dtype, backend_for, empty_like_kind, is_torch, make_contiguous
+
+OP = "flash_attention"
+ATTN_DTYPES = ("float16", "bfloat16", "float32")
+LOG2E = 1.0 / math.log(2.0)
+
+#: tile sizes per place the kernel runs. GPU: 128 x 64 tiles with 2-3 stages are FlashAttention-2's forward tiles
+#: for head dims up to 128 (Dao, "FlashAttention-2", 2023, sec. 3.3); head dim 256 halves block_m to fit the
+#: registers. CPU: 64 x 64 fp32 score tiles (16 KiB) stay in L1/L2. The interpreter runs each block as NumPy calls.
+DEFAULT_CONFIG = {
+    "llvm": lambda d: dict(block_m=64, block_n=64, num_stages=1),
+    "triton": lambda d: dict(block_m=128 if d <= 128 else 64, block_n=64, num_stages=3 if d <= 64 else 2),
+    "interpreter": lambda d: dict(block_m=16, block_n=16, num_stages=1),
+}
+MIN_BLOCK_M = {"llvm": 1, "triton": 16, "interpreter": 16}  # tl.dot needs M >= 16
+
+
+@functools.lru_cache(maxsize=None)
+def flash_attention_kernel(dtype: str):
+    """The DSL kernel for one input dtype (tiles in that dtype; scores, statistics and the accumulator in fp32)."""
+
+    @tilec.kernel
+    def flash_attention_fwd(Q: T.Tensor[("B", "HQ", "SQ", "D"), dtype], K: T.Tensor[("B", "HKV", "SKV", "D"), dtype],
+                            V: T.Tensor[("B", "HKV", "SKV", "D"), dtype], O: T.Tensor[("B", "HQ", "SQ", "D"), dtype],
+                            *, block_m: int = 64, block_n: int = 64, num_stages: int = 2, causal: bool = False,
+                            scale_log2: float = 1.0):
+        """O = softmax(Q K^T * scale) V with scale_log2 = scale * log2(e)."""
+        with T.Kernel(T.ceildiv(SQ, block_m), HQ, B) as (bx, h, b):
+            hk = h // (HQ // HKV)
+            row0 = bx * block_m
+            q = T.alloc_shared((block_m, D), dtype)
+            kt = T.alloc_shared((block_n, D), dtype)
+            vt = T.alloc_shared((block_n, D), dtype)
+            s = T.alloc_fragment((block_m, block_n), "float32")
+            p = T.alloc_fragment((block_m, block_n), dtype)
+            acc = T.alloc_fragment((block_m, D), "float32")
+            m = T.alloc_fragment((block_m,), "float32")
+            m_prev = T.alloc_fragment((block_m,), "float32")
+            m_safe = T.alloc_fragment((block_m,), "float32")
+            alpha = T.alloc_fragment((block_m,), "float32")
+            l = T.alloc_fragment((block_m,), "float32")  # noqa: E741
+            row_sum = T.alloc_fragment((block_m,), "float32")
+            T.copy(Q[b, h, row0, 0], q)
+            T.fill(m, -T.infinity("float32"))
+            T.clear(l)
+            T.clear(acc)
+            # causal: the last key any row of this block sees is row0 + block_m - 1 + SKV - SQ
+            num_kv = (T.ceildiv(T.min(SKV, T.max(row0 + block_m + SKV - SQ, 0)), block_n) if causal
+                      else T.ceildiv(SKV, block_n))
+            for kb in T.Pipelined(num_kv, num_stages=num_stages):
+                T.copy(K[b, hk, kb * block_n, 0], kt)
+                T.copy(V[b, hk, kb * block_n, 0], vt)
+                T.clear(s)
+                T.gemm(q, kt, s, transpose_b=True)
+                for i, j in T.Parallel(block_m, block_n):
+                    # keys past SKV (zero padding) and, when causal, keys after the row's diagonal -> -inf
+                    limit = T.min(SKV, row0 + i + 1 + SKV - SQ) if causal else SKV
+                    s[i, j] = T.where(kb * block_n + j < limit, s[i, j] * scale_log2, -T.infinity("float32"))
+                T.copy(m, m_prev)
+                T.reduce_max(s, m, dim=1, clear=False)
+                for i in T.Parallel(block_m):
+                    # a row with no visible key yet keeps m = -inf; subtract 0 then so exp2 gives 0, not NaN
+                    m_safe[i] = T.where(m[i] == -T.infinity("float32"), 0.0, m[i])
+                    alpha[i] = T.exp2(m_prev[i] - m_safe[i])
+                for i, j in T.Parallel(block_m, block_n):
+                    s[i, j] = T.exp2(s[i, j] - m_safe[i])
+                    p[i, j] = s[i, j]
+                T.reduce_sum(s, row_sum, dim=1)
+                for i in T.Parallel(block_m):
+                    l[i] = l[i] * alpha[i] + row_sum[i]
+                for i, d in T.Parallel(block_m, D):
+                    acc[i, d] = acc[i, d] * alpha[i]
+                T.gemm(p, vt, acc)
+            for i, d in T.Parallel(block_m, D):
+                acc[i, d] = T.where(l[i] > 0.0, acc[i, d] / l[i], 0.0)
+            T.copy(acc, O[b, h, row0, 0])
+
+    return flash_attention_fwd
+
+
+def flash_attention(q, k, v, *, causal: bool = False, scale: float | None = None, target: str | None = None,
+                    **config):
+    """softmax(q k^T * scale + causal mask) v for q [B, Hq, Sq, D], k/v [B, Hkv, Skv, D] (Hq a multiple of Hkv),
+    as a new array of q's kind and dtype. scale defaults to 1/sqrt(D). `config` overrides block_m, block_n,
+    num_stages."""
+    dtype = check_attention_inputs(q, k, v)
+    batch, hq, sq, d = q.shape
+    skv = k.shape[2]
+    scale = 1.0 / math.sqrt(d) if scale is None else float(scale)
+    out = empty_like_kind(q, tuple(q.shape), dtype)
+    if batch * hq * sq * d == 0:
+        return out
+    if skv == 0:  # no key at all: every row is empty
+        out[...] = 0
+        return out
+    where = backend_for(q, target)
+    config = {**DEFAULT_CONFIG[where](d), **config}
+    config["block_m"] = fit_block(config["block_m"], sq, MIN_BLOCK_M[where])
+    q, k, v = (make_contiguous(x) for x in (q, k, v))
+    flash_attention_kernel(dtype)(q, k, v, out, target=target, causal=bool(causal), scale_log2=scale * LOG2E,
+                                  **config)
+    return out
+
+
+def check_attention_inputs(q, k, v) -> str:
+    dtype = array_dtype(OP, "q", q)
+    kinds = {n: (f"torch ({x.device})" if is_torch(x) else "NumPy") for n, x in (("q", q), ("k", k), ("v", v))}
+    if len(set(kinds.values())) > 1:
+        raise TilecArgumentError(f"{OP}: q, k and v must all be NumPy arrays or all torch tensors on one device; "
+                                 f"got " + ", ".join(f"'{n}': {kd}" for n, kd in kinds.items()))
+    if dtype not in ATTN_DTYPES:
+        raise TilecArgumentError(f"{OP}: 'q' has dtype {dtype}; expected one of {', '.join(ATTN_DTYPES)}")
+    if q.ndim != 4:
+        raise TilecArgumentError(f"{OP}: 'q' must have shape [B, Hq, Sq, D], got {tuple(q.shape)}")
+    batch, hq, _, d = q.shape
+    for name, x in (("k", k), ("v", v)):
+        if array_dtype(OP, name, x) != dtype:
+            raise TilecArgumentError(f"{OP}: '{name}' has dtype {array_dtype(OP, name, x)}; expected {dtype} "
+                                     f"(the dtype of 'q')")
+        if x.ndim != 4 or x.shape[0] != batch or x.shape[3] != d:
+            raise TilecArgumentError(f"{OP}: '{name}' has shape {tuple(x.shape)}; expected [B={batch}, Hkv, Skv, "
+                                     f"D={d}]")
+    if tuple(v.shape) != tuple(k.shape):
+        raise TilecArgumentError(f"{OP}: 'v' has shape {tuple(v.shape)}; expected {tuple(k.shape)} (the shape of "
+                                 f"'k')")
+    hkv = k.shape[1]
+    if hkv == 0 or hq % hkv:
+        raise TilecArgumentError(f"{OP}: 'q' has {hq} heads and 'k' {hkv}; the query heads must be a multiple of "
+                                 f"the kv heads (GQA)")
+    return dtype
+
+
+def fit_block(block: int, n: int, least: int) -> int:
+    """`block`, shrunk to the power of two >= n (and >= least) when n is shorter: no wasted rows for short inputs."""
+    fit = max(least, 1 << max(0, (n - 1).bit_length()))
+    return min(block, fit)
