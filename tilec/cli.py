@@ -168,3 +168,6 @@ def main(argv=None) -> int:
     except TilecError as e:
         print(f"tilec: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `tilec ir ... | head`: the reader left; stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
