@@ -1,0 +1,122 @@
+"""Cost model: targets as data, predictions that move the right way, autotune legality, KV-tier transfers."""
+import json
+
+import pytest
+
+import tilec
+import tilec.language as T
+from tilec.cost.model import predict
+from tilec.cost.targets import TARGETS, get_target, load_target
+from tilec.errors import TilecArgumentError
+
+
+@tilec.kernel
+def matmul(A: T.Tensor[("M", "K"), "bfloat16"], B: T.Tensor[("K", "N"), "bfloat16"],
+           C: T.Tensor[("M", "N"), "float32"], *, block_m: int = 128, block_n: int = 128,
+           block_k: int = 64, num_stages: int = 3):
+    with T.Kernel(T.ceildiv(N, block_n), T.ceildiv(M, block_m)) as (bx, by):
+        a = T.alloc_shared((block_m, block_k), A.dtype)
+        b = T.alloc_shared((block_k, block_n), B.dtype)
+        acc = T.alloc_fragment((block_m, block_n), "float32")
+        T.clear(acc)
+        for k in T.Pipelined(T.ceildiv(K, block_k), num_stages=num_stages):
+            T.copy(A[by * block_m, k * block_k], a)
+            T.copy(B[k * block_k, bx * block_n], b)
+            T.gemm(a, b, acc)
+        T.copy(acc, C[by * block_m, bx * block_n])
+
+
+@tilec.kernel
+def scale(X: T.Tensor[("N",), "float32"], Y: T.Tensor[("N",), "float32"], *, block: int = 1024):
+    with T.Kernel(T.ceildiv(N, block)) as bx:
+        x = T.alloc_fragment((block,), "float32")
+        T.copy(X[bx * block], x)
+        for i in T.Parallel(block):
+            x[i] = x[i] * 2.0
+        T.copy(x, Y[bx * block])
+
+
+@tilec.kernel
+def gather_rows(X: T.Tensor[("R", "D"), "float32"], Idx: T.Tensor[("S",), "int32"],
+                Y: T.Tensor[("S", "D"), "float32"], *, block_s: int = 16):
+    with T.Kernel(T.ceildiv(S, block_s)) as bx:
+        ids = T.alloc_fragment((block_s,), "int32")
+        rows = T.alloc_fragment((block_s, D), "float32")
+        T.copy(Idx[bx * block_s], ids)
+        for i, d in T.Parallel(block_s, D):
+            rows[i, d] = X[ids[i], d]
+        T.copy(rows, Y[bx * block_s, 0])
+
+
+def test_gemm_flops_are_2mnk_with_awkward_shapes():
+    for m, n, k in ((1, 1, 1), (127, 131, 67), (4096, 4096, 4096)):
+        r = matmul.cost("h100", M=m, N=n, K=k)
+        # the model counts whole tiles (padded lanes still run on the tensor cores)
+        tiles = -(-m // 128) * -(-n // 128) * -(-k // 64)
+        assert r.flops == {"bfloat16": 2 * 128 * 128 * 64 * tiles}
+        assert r.time_s > 0 and r.occupancy >= 1 and r.bound in ("compute", "memory", "latency")
+        assert r.grid == -(-m // 128) * -(-n // 128)
+    big = matmul.cost("h100", M=4096, N=4096, K=4096, block_n=256)
+    assert big.flops["bfloat16"] == 2 * 4096 ** 3 and big.bound == "compute"
+    # bytes clipped to the tensors: a 127x67 A is read once per column of blocks, never more than its tiles
+    small = matmul.cost("h100", M=127, N=131, K=67)
+    assert small.bytes_by_tier["l2"] == 2 * (127 * 67 * 2) + 67 * 131 * 2 + 127 * 131 * 4
+    assert "compute-bound" in str(big) and "bfloat16" in str(big)
+
+
+def test_more_bytes_never_predict_less_time():
+    prev = 0.0
+    for k in (64, 128, 500, 1024, 4096, 8192):
+        t = matmul.cost("h100", M=1024, N=1024, K=k).time_s
+        assert t >= prev
+        prev = t
+    prev = 0.0
+    for n in (1, 1000, 10 ** 5, 10 ** 6, 10 ** 7):
+        t = scale.cost("h100", N=n).time_s
+        assert t >= prev
+        prev = t
+
+
+def test_memory_bound_faster_on_h200_compute_bound_faster_on_b200():
+    h100, h200 = scale.cost("h100", N=1 << 26), scale.cost("h200", N=1 << 26)
+    assert h100.bound == "memory" and h200.time_s < h100.time_s
+    # bytes: read and write 4 bytes per element, nothing more
+    assert h100.bytes_by_tier["hbm"] == pytest.approx(8 * (1 << 26))
+    g100 = matmul.cost("h100", M=8192, N=8192, K=8192, block_n=256)
+    g200 = matmul.cost("h200", M=8192, N=8192, K=8192, block_n=256)
+    b200 = matmul.cost("b200", M=8192, N=8192, K=8192, block_n=256)
+    assert g100.bound == "compute" and b200.time_s < g100.time_s / 1.3
+    assert g200.time_s == pytest.approx(g100.time_s, rel=0.05)  # same compute
+
+
+def test_gather_pays_sectors():
+    r = gather_rows.cost("h100", R=10 ** 6, D=8, S=4096)
+    # each gathered row is 32 bytes = one sector; the row indices come in by tiles
+    assert r.bytes_by_tier["l2"] == pytest.approx(4096 * 32 + 4096 * 4 + 4096 * 8 * 4)
+    narrow = gather_rows.cost("h100", R=10 ** 6, D=1, S=4096)  # 4 useful bytes, a whole sector moved
+    assert narrow.bytes_by_tier["l2"] == pytest.approx(4096 * 32 + 4096 * 4 + 4096 * 4)
+
+
+def test_targets_and_errors(tmp_path):
+    h100 = get_target("H100")
+    assert h100.sms == 132 and h100.memory["hbm"].bandwidth == 3.35e12 and h100.smem_per_block == 227 * 1024
+    assert h100.peak_flops("bfloat16", matrix=True) == 989e12
+    for name in ("h200", "h800", "h20", "a100", "b200", "mi300x", "ascend910c", "cpu"):
+        t = get_target(name)
+        assert t.sms > 0 and t.memory[t.global_tier].bandwidth > 0 and t.vector_flops["float32"] > 0
+    with pytest.raises(TilecArgumentError, match="known targets: h100"):
+        get_target("tpu9")
+    path = tmp_path / "x.json"
+    path.write_text(json.dumps({"name": "halfh100", "base": "h100", "sms": 66,
+                                "memory": {"hbm": {"capacity": 4e10, "bandwidth": 1.6e12, "latency": 5e-7}}}))
+    t = load_target(path)
+    assert t.sms == 66 and get_target("halfh100") is t and t.memory["l2"] == h100.memory["l2"]
+    assert scale.cost("halfh100", N=1 << 26).time_s > scale.cost("h100", N=1 << 26).time_s
+    toml = tmp_path / "y.toml"
+    toml.write_text('name = "tiny"\nkind = "cpu"\nsms = 1\nsmem_per_block = 1024\nregs_per_block = 1024\n')
+    assert load_target(toml).sms == 1
+    bad = tmp_path / "z.json"
+    bad.write_text('{"name": "q", "speed": 3}')
+    with pytest.raises(TilecArgumentError, match="unknown field"):
+        load_target(bad)
+    TARGETS.pop("halfh100"), TARGETS.pop("tiny")

@@ -1,0 +1,366 @@
+"""What a bound kernel does, counted from its IR: operations per kind, bytes per memory tier and the L2 reuse of
+global loads, split into phases (each top-level loop is one phase, the rest of the body is another) so that the
+model can time a pipelined main loop apart from its prologue and epilogue.
+
+Global traffic of `T.copy` is clipped to the tensor bounds (out-of-bounds lanes are masked, so they move nothing):
+the clipped element count is summed exactly over the grid and the loop iterations, one independent group of
+variables at a time (numpy broadcasting). Index-driven loads inside `T.Parallel` (gathers) are charged whole
+32-byte DRAM sectors: a contiguous run of the innermost loop variable shares sectors, anything else pays one
+sector per element.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import ir
+
+SECTOR = 32  # bytes: the DRAM/L2 access granularity of NVIDIA GPUs (CUDA best practices guide, "Coalesced Access")
+MAX_ENUMERATION = 1 << 22  # points of one variable group we evaluate exactly; past that, masks are ignored
+
+
+class DataDependent(Exception):
+    """An index or bound reads a tensor: its value is only known at run time."""
+
+
+@dataclass
+class Phase:
+    name: str
+    trips: float = 1.0  # iterations per block
+    stages: int = 1
+    ops: Counter = field(default_factory=Counter)  # "matrix:<dtype>" / "vector:<dtype>" / "sfu" -> count
+    loads: list = field(default_factory=list)  # (tensor, bytes through the cache tier, fraction missing it)
+    store_bytes: float = 0.0
+    shared_bytes: float = 0.0
+
+
+@dataclass
+class KernelCounts:
+    grid: int
+    phases: list
+    smem_bytes: int  # per block, multi-buffering included
+    fragment_bytes: int  # per block
+    tensor_bytes: dict  # global tensor -> bytes
+    notes: list
+
+
+def _ival(e) -> int:
+    return int(e.value)
+
+
+# ------------------------------------------------------------------------------------------------ evaluation
+def evaluate(expr, env: dict, loads_as=None):
+    """Evaluate an index expression with numpy; `env` maps names to arrays. Loads raise DataDependent unless
+    `loads_as` gives their value."""
+    if isinstance(expr, ir.Const):
+        return expr.value
+    if isinstance(expr, ir.Var):
+        if expr.name not in env:
+            raise DataDependent(expr.name)
+        return env[expr.name]
+    if isinstance(expr, ir.Load):
+        if loads_as is None:
+            raise DataDependent(expr.buffer)
+        return loads_as
+    if isinstance(expr, ir.Cast):
+        return evaluate(expr.value, env, loads_as)
+    if isinstance(expr, ir.Select):
+        return np.where(evaluate(expr.cond, env, loads_as), evaluate(expr.true_value, env, loads_as),
+                        evaluate(expr.false_value, env, loads_as))
+    if isinstance(expr, ir.UnaryOp):
+        x = evaluate(expr.operand, env, loads_as)
+        return {"neg": np.negative, "not": np.logical_not, "abs": np.abs}.get(expr.op, lambda v: v)(x)
+    a, b = evaluate(expr.lhs, env, loads_as), evaluate(expr.rhs, env, loads_as)
+    op = expr.op
+    if op in ("//", "%") or (op == "/" and ir.is_int(expr.dtype)):
+        b = np.where(np.equal(b, 0), 1, b)
+        return np.floor_divide(a, b) if op != "%" else np.mod(a, b)
+    return {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.true_divide, "max": np.maximum,
+            "min": np.minimum, "<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal,
+            "==": np.equal, "!=": np.not_equal, "and": np.logical_and, "or": np.logical_or}[op](a, b)
+
+
+def free_vars(expr) -> set:
+    return {e.name for e in ir.walk_expr(expr) if isinstance(e, ir.Var)}
+
+
+def has_load(expr) -> bool:
+    return any(isinstance(e, ir.Load) for e in ir.walk_expr(expr))
+
+
+def clipped(origin, extent, size):
+    return np.maximum(0, np.minimum(origin + extent, size) - np.maximum(origin, 0))
+
+
+# ------------------------------------------------------------------------------------------------ the walk
+class Counting:
+    def __init__(self, kernel: ir.Kernel, wave_blocks: int):
+        self.kernel = kernel
+        self.buffers = kernel.buffers()
+        self.grid = [_ival(g) for g in kernel.grid]
+        self.blocks = math.prod(self.grid)
+        self.wave_blocks = max(1, wave_blocks)
+        self.notes: list = []
+        self.lets: dict = {}
+        #: loop variables in scope: name -> 1-d array of the values they take
+        self.loops: dict = {}
+        self.biggest_dim = max([v for k, v in kernel.bound if k in {d.name for d in kernel.dims}] or [1])
+        # block index arrays in launch order (the first grid dim varies fastest)
+        self.n_enumerated = max(1, min(self.blocks, MAX_ENUMERATION))
+        lin = np.arange(self.n_enumerated)
+        self.block_linear = {}
+        for var, g in zip(kernel.block_vars, self.grid):
+            self.block_linear[var.name] = lin % max(g, 1)
+            lin = lin // max(g, 1)
+
+    # ---------------------------------------------------------------------------------------------- helpers
+    def subst(self, expr):
+        return ir.map_expr(expr, lambda e: self.subst(self.lets[e.name])
+                           if isinstance(e, ir.Var) and e.name in self.lets else e)
+
+    def domain(self) -> dict:
+        d = {v.name: np.arange(g) for v, g in zip(self.kernel.block_vars, self.grid)}
+        d.update(self.loops)
+        return d
+
+    def executions(self) -> float:
+        """How many times a statement at this point runs, all blocks together."""
+        return self.blocks * math.prod(len(v) for v in self.loops.values())
+
+    def region_elements(self, region: ir.Region, shape) -> float:
+        """Elements of `region` inside the tensor, summed over every block and loop iteration in scope."""
+        domain = self.domain()
+        axes = []  # (origin expr, extent, size, vars)
+        unclipped = 1.0
+        for o, e, n in zip(region.origin, region.extents, shape):
+            o = self.subst(o)
+            if has_load(o) or not free_vars(o) <= set(domain):
+                unclipped *= _ival(e)  # data-dependent origin: assume all in bounds
+                continue
+            axes.append((o, _ival(e), _ival(n), free_vars(o)))
+        # group axes that share variables (union-find over variable names)
+        parent = {v: v for v in domain}
+
+        def find(v):
+            while parent[v] != v:
+                v = parent[v]
+            return v
+        for *_, vs in axes:
+            vs = sorted(vs)
+            for v in vs[1:]:
+                parent[find(v)] = find(vs[0])
+        used = set().union(*(a[3] for a in axes)) if axes else set()
+        total = unclipped * math.prod(len(domain[v]) for v in domain if v not in used)
+        groups: dict = {}
+        for a in axes:
+            groups.setdefault(find(next(iter(a[3]))) if a[3] else None, []).append(a)
+        for root, members in groups.items():
+            if root is None:  # constant origin
+                total *= math.prod(float(clipped(o.value if isinstance(o, ir.Const) else evaluate(o, {}), e, n))
+                                   for o, e, n, _ in members)
+                continue
+            names = sorted(set().union(*(m[3] for m in members)))
+            sizes = [len(domain[v]) for v in names]
+            if math.prod(sizes) > MAX_ENUMERATION:
+                total *= math.prod(sizes) * math.prod(e for _, e, _, _ in members)
+                continue
+            env = {v: domain[v].reshape([-1 if i == k else 1 for k in range(len(names))])
+                   for i, v in enumerate(names)}
+            prod = 1
+            for o, e, n, _ in members:
+                prod = prod * clipped(evaluate(o, env), e, n)
+            total *= float(np.sum(np.broadcast_to(prod, sizes)))
+        return total
+
+    def miss_fraction(self, region: ir.Region) -> float:
+        """Fraction of the blocks whose copy of `region` misses the cache: blocks of one wave (consecutive in launch
+        order) that load the same tile at the same iteration share one fetch."""
+        env = dict(self.block_linear)
+        env.update({k: v[0] for k, v in self.loops.items() if len(v)})
+        n = self.n_enumerated
+        try:
+            cols = [np.broadcast_to(np.asarray(evaluate(self.subst(o), env), dtype=np.int64), (n,))
+                    for o in region.origin]
+        except DataDependent:
+            return 1.0
+        wave = np.arange(n) // self.wave_blocks
+        distinct = np.unique(np.stack([wave, *cols], axis=1), axis=0).shape[0]
+        return distinct / n
+
+    def trips(self, loop: ir.For) -> np.ndarray:
+        """The values a loop variable takes (a bound that depends on the block index: its mean trip count; one that
+        reads a tensor: the largest dim, said in the notes)."""
+        env = {**self.block_linear, **{k: v[0] for k, v in self.loops.items() if len(v)}}
+        parts = [self.subst(x) for x in (loop.start, loop.stop, loop.step)]
+        try:
+            start, stop, step = (np.mean(evaluate(x, env)) for x in parts)
+            if any(free_vars(x) & set(self.block_linear) for x in parts):
+                self.notes.append(f"{loop.loc}: loop bound depends on the block index; used its mean trip count")
+        except DataDependent:
+            start, stop, step = (np.max(evaluate(x, env, loads_as=self.biggest_dim)) for x in parts)
+            self.notes.append(f"{loop.loc}: data-dependent loop bound; assumed its maximum "
+                              f"({int(max(0, stop - start) // max(step, 1))} trips)")
+        n = max(0, math.ceil((stop - start) / max(step, 1)))
+        return int(start) + int(step) * np.arange(n)
+
+    # ---------------------------------------------------------------------------------------------- statements
+    def run(self) -> KernelCounts:
+        phases = [Phase("body")]
+        self.top(self.kernel.body, phases)
+        smem, frag = tile_bytes(self.kernel)
+        tensors = {p.name: math.prod(_ival(d) for d in p.shape) * ir.ITEMSIZE[p.dtype] for p in self.kernel.params}
+        return KernelCounts(self.blocks, [p for p in phases if p.ops or p.loads or p.store_bytes or p.trips != 1
+                                          or p.shared_bytes], smem, frag, tensors, self.notes)
+
+    def top(self, body, phases):
+        for stmt in body:
+            if isinstance(stmt, ir.For):
+                values = self.trips(stmt)
+                stages = _ival(stmt.num_stages) if stmt.kind == "pipelined" else 1
+                phase = Phase(f"loop {stmt.var.name}", trips=len(values), stages=stages)
+                phases.append(phase)
+                self.loops[stmt.var.name] = values
+                self.body(stmt.body, phase)
+                del self.loops[stmt.var.name]
+            elif isinstance(stmt, ir.If):
+                self.top(stmt.then_body, phases)
+                self.top(stmt.else_body, phases)
+            else:
+                self.body((stmt,), phases[0])
+
+    def body(self, body, phase: Phase):
+        for stmt in body:
+            if isinstance(stmt, ir.For):
+                self.loops[stmt.var.name] = self.trips(stmt)
+                self.body(stmt.body, phase)
+                del self.loops[stmt.var.name]
+            elif isinstance(stmt, ir.If):
+                self.body(stmt.then_body, phase)
+                self.body(stmt.else_body, phase)
+            elif isinstance(stmt, ir.Let):
+                self.lets[stmt.var.name] = stmt.value
+                self.scalar_loads(stmt.value, phase)
+            elif isinstance(stmt, (ir.Store, ir.AtomicAdd)):
+                self.scalar_loads(stmt.value, phase)
+            elif isinstance(stmt, ir.Copy):
+                self.copy(stmt, phase)
+            elif isinstance(stmt, ir.Gemm):
+                self.gemm(stmt, phase)
+            elif isinstance(stmt, ir.Reduce):
+                src = self.buffers[stmt.src]
+                n = math.prod(_ival(d) for d in src.shape) * self.executions()
+                phase.ops[f"vector:{src.dtype}"] += n
+                if src.scope == "shared":
+                    phase.shared_bytes += n * ir.ITEMSIZE[src.dtype]
+            elif isinstance(stmt, ir.Parallel):
+                self.parallel(stmt, phase)
+
+    def scalar_loads(self, expr, phase):
+        """A scalar read of a global tensor outside T.Parallel costs one sector."""
+        for e in ir.walk_expr(expr):
+            if isinstance(e, ir.Load) and self.buffers[e.buffer].scope == "global":
+                phase.loads.append((e.buffer, SECTOR * self.executions(), 1.0))
+
+    def copy(self, stmt: ir.Copy, phase):
+        src, dst = self.buffers[stmt.src.buffer], self.buffers[stmt.dst.buffer]
+        for region, buf, other in ((stmt.src, src, stmt.dst), (stmt.dst, dst, stmt.src)):
+            if buf.scope == "shared":
+                phase.shared_bytes += math.prod(_ival(e) for e in region.extents) * ir.ITEMSIZE[buf.dtype] \
+                    * self.executions()
+        if src.scope == "global":
+            nbytes = self.region_elements(stmt.src, src.shape) * ir.ITEMSIZE[src.dtype]
+            phase.loads.append((src.name, nbytes, self.miss_fraction(stmt.src)))
+        if dst.scope == "global":
+            phase.store_bytes += self.region_elements(stmt.dst, dst.shape) * ir.ITEMSIZE[dst.dtype]
+
+    def gemm(self, stmt: ir.Gemm, phase):
+        a, b, c = (self.buffers[n] for n in (stmt.a, stmt.b, stmt.c))
+        m, n = (_ival(d) for d in c.shape)
+        k = _ival(a.shape[0] if stmt.transpose_a else a.shape[1])
+        phase.ops[f"gemm:{a.dtype}"] += 2 * m * n * k * self.executions()
+        for x in (a, b):
+            if x.scope == "shared":
+                phase.shared_bytes += math.prod(_ival(d) for d in x.shape) * ir.ITEMSIZE[x.dtype] * self.executions()
+
+    def parallel(self, stmt: ir.Parallel, phase):
+        extents = {v.name: _ival(e) for v, e in zip(stmt.vars, stmt.extents)}
+        per_block = self.executions()
+        elements = math.prod(extents.values()) * per_block
+        inner = stmt.vars[-1].name
+        saved = dict(self.lets)
+        for s in ir.walk_stmts(stmt.body):
+            if isinstance(s, ir.Let):
+                self.lets[s.var.name] = s.value
+            values = [s.value] if isinstance(s, (ir.Let, ir.Store, ir.AtomicAdd)) else \
+                [s.cond] if isinstance(s, ir.If) else []
+            for v in values:
+                count_ops(v, phase.ops, elements)
+                for e in ir.walk_expr(v):
+                    if isinstance(e, ir.Load):
+                        self.element_access(e.buffer, e.indices, extents, inner, per_block, phase, store=False)
+            if isinstance(s, (ir.Store, ir.AtomicAdd)):
+                self.element_access(s.buffer, s.indices, extents, inner, per_block, phase, store=True)
+                if isinstance(s, ir.AtomicAdd):  # read-modify-write at the cache
+                    self.element_access(s.buffer, s.indices, extents, inner, per_block, phase, store=False)
+        self.lets = saved
+
+    def element_access(self, name, indices, extents, inner, per_block, phase, store):
+        buf = self.buffers[name]
+        if buf.scope not in ("global", "shared"):
+            return
+        indices = [self.subst(i) for i in indices]
+        used = set().union(*(free_vars(i) for i in indices)) & set(extents) if indices else set()
+        distinct = math.prod(extents[v] for v in used) * per_block
+        size = ir.ITEMSIZE[buf.dtype]
+        if buf.scope == "shared":
+            phase.shared_bytes += distinct * size
+            return
+        if inner in used and self.unit_stride(indices, inner, extents):
+            run = extents[inner]
+            nbytes = distinct / run * math.ceil(run * size / SECTOR) * SECTOR
+        else:
+            nbytes = distinct * max(size, SECTOR)
+        if store:
+            phase.store_bytes += nbytes
+        else:
+            phase.loads.append((name, nbytes, 1.0))
+
+    def unit_stride(self, indices, inner, extents) -> bool:
+        """The innermost loop variable walks the last index with step 1 and no other index."""
+        if any(inner in free_vars(i) for i in indices[:-1]):
+            return False
+        env = {v: 0 for v in set().union(*(free_vars(i) for i in indices))}
+        try:
+            at0 = evaluate(indices[-1], env, loads_as=0)
+            at1 = evaluate(indices[-1], {**env, inner: 1}, loads_as=0)
+        except DataDependent:
+            return False
+        return np.all(np.asarray(at1) - np.asarray(at0) == 1)
+
+
+def tile_bytes(kernel: ir.Kernel) -> tuple[int, int]:
+    """(shared bytes with multi-buffering, fragment + local bytes) one block allocates."""
+    smem = frag = 0
+    for s in ir.walk_stmts(kernel.body):
+        if isinstance(s, ir.Alloc):
+            nbytes = math.prod(_ival(d) for d in s.buffer.shape) * ir.ITEMSIZE[s.buffer.dtype] * s.buffer.stages
+            if s.buffer.scope == "shared":
+                smem += nbytes
+            elif s.buffer.scope in ("fragment", "local"):
+                frag += nbytes
+    return smem, frag
+
+
+def count_ops(expr, ops: Counter, times: float):
+    """Floating-point work of one elementwise expression, `times` times (index arithmetic is free)."""
+    for e in ir.walk_expr(expr):
+        if isinstance(e, ir.BinOp) and ir.is_float(e.dtype) or \
+                isinstance(e, ir.BinOp) and e.op in ir.COMPARE_OPS and ir.is_float(e.lhs.dtype):
+            ops[f"vector:{e.dtype if ir.is_float(e.dtype) else e.lhs.dtype}"] += times
+        elif isinstance(e, ir.UnaryOp) and ir.is_float(e.dtype):
+            ops["sfu" if e.op in ir.FLOAT_ONLY_UNARY else f"vector:{e.dtype}"] += times
+        elif isinstance(e, ir.Select) and ir.is_float(e.dtype):
+            ops[f"vector:{e.dtype}"] += times

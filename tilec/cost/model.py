@@ -1,0 +1,236 @@
+"""The analytic cost model: predicted run time of a fully bound kernel on a target.
+
+    counts   (counting.py) operations per kind, bytes per tier, L2 reuse, per phase (each top-level loop)
+    occupancy  blocks per SM = min(shared memory, registers, the hardware's block limit)
+    waves    the grid runs in waves of sms x blocks-per-SM blocks; the last wave may be partial (the tail)
+    a wave   per phase and per SM: a slot of one loop iteration takes
+                 max(b * compute, b * memory, latency chain / b)      (b = blocks resident on the SM)
+             where memory = max over tiers of bytes / (the SM's share of the tier's bandwidth) and the latency
+             chain is (latency + memory) / (num_stages - 1) for a software pipeline, compute + memory + latency
+             without one. A pipeline of s stages over n iterations takes n + s - 1 slots (fill and drain).
+    total    full waves x wave time + tail wave time + launch overhead
+
+Global loads that blocks of one wave share (a GEMM's A tile across the blocks of one row) are fetched from DRAM
+once; every tensor costs at least its footprint once; when every loaded tensor fits in half the cache, only the
+footprint comes from DRAM. A few efficiency constants per target (fraction of peak reached) live in
+tilec/cost/data/calibration.json, fitted by benchmarks/calibrate_cost.py from measured times.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from .. import ir
+from .counting import Counting, KernelCounts, Phase, tile_bytes
+from .targets import DEFAULT_EFFICIENCY, Target, get_target
+
+CALIBRATION = Path(__file__).with_name("data") / "calibration.json"
+#: one SM (or core) alone reaches at most this multiple of its fair share (bandwidth / SMs) of a shared tier
+#: (estimate: a single H100 SM streams ~ 100 GB/s of the 3.35 TB/s; Chips and Cheese, 2023)
+SM_SHARE_CAP = 4.0
+#: every loaded tensor fits in this fraction of the cache tier -> DRAM sees each byte once
+CACHE_FIT = 0.5
+
+
+@lru_cache(maxsize=None)
+def _calibration_file() -> dict:
+    try:
+        return json.loads(CALIBRATION.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def efficiency(target: Target) -> dict:
+    """Default efficiencies, then the target's own, then the fitted ones from calibration.json."""
+    fitted = _calibration_file().get(target.name, {})
+    return {**DEFAULT_EFFICIENCY, **target.efficiency, **{k: v for k, v in fitted.items() if not k.startswith("_")}}
+
+
+@dataclass
+class CostReport:
+    kernel: str
+    target: str
+    time_s: float
+    bound: str  # "compute", "memory" or "latency"
+    flops: dict  # dtype -> floating-point operations (GEMMs and elementwise)
+    bytes_by_tier: dict  # tier name -> bytes moved there
+    occupancy: int  # resident blocks per SM (or core)
+    waves: float  # grid / (SMs x occupancy)
+    explanation: str
+    grid: int = 0
+    config: dict = field(default_factory=dict)
+    transcendentals: float = 0.0
+    compute_s: float = 0.0  # the time if only compute counted
+    memory_s: float = 0.0  # the time if only memory traffic counted
+    notes: list = field(default_factory=list)
+
+    @property
+    def total_flops(self) -> float:
+        return sum(self.flops.values())
+
+    @property
+    def arithmetic_intensity(self) -> float:
+        """FLOPs per byte of the global tier (the x axis of a roofline)."""
+        dram = next(iter(self.bytes_by_tier.values()), 0.0)
+        return self.total_flops / dram if dram else math.inf
+
+    def __str__(self) -> str:
+        cfg = ", ".join(f"{k}={v}" for k, v in self.config.items())
+        lines = [f"{self.kernel} on {self.target}" + (f" ({cfg})" if cfg else ""),
+                 f"  time      {_fmt_time(self.time_s)}  ({self.bound}-bound)",
+                 f"  flops     " + (", ".join(f"{dt} {v:.3g}" for dt, v in self.flops.items()) or "0"),
+                 f"  bytes     " + ", ".join(f"{t} {_fmt_bytes(v)}" for t, v in self.bytes_by_tier.items()),
+                 f"  grid      {self.grid} blocks, {self.occupancy}/SM, {self.waves:.2f} waves",
+                 f"  why       {self.explanation}"]
+        lines += [f"  note      {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def _fmt_time(s: float) -> str:
+    return f"{s * 1e6:.1f} us" if s < 1e-3 else f"{s * 1e3:.3f} ms"
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if n >= size:
+            return f"{n / size:.2f} {unit}"
+    return f"{n:.0f} B"
+
+
+# ------------------------------------------------------------------------------------------------ occupancy
+def occupancy(counts: KernelCounts, target: Target, eff: dict) -> tuple[int, str]:
+    """Resident blocks per SM and what limits them. Fragments live in registers: their bytes times an overhead
+    (operands, addresses) plus 32 base registers per thread."""
+    regs = counts.fragment_bytes * eff["reg_overhead"] + target.threads_per_block * 32 * 4
+    limits = {"the hardware block limit": target.max_blocks_per_sm,
+              "registers": int(target.regs_per_sm // regs) if target.regs_per_sm else target.max_blocks_per_sm}
+    if counts.smem_bytes:
+        limits["shared memory"] = int(target.smem_per_sm // counts.smem_bytes)
+    why = min(limits, key=limits.get)
+    return max(1, limits[why]), why
+
+
+# ------------------------------------------------------------------------------------------------ timing
+class Timing:
+    def __init__(self, counts: KernelCounts, target: Target, eff: dict, dram_scale: dict):
+        self.counts, self.target, self.eff, self.scale = counts, target, eff, dram_scale
+        mem = target.memory
+        self.dram, self.cache, self.shared = mem[target.global_tier], mem[target.cache_tier], mem[target.shared_tier]
+        self.latency = self.dram.latency * eff["latency"]
+
+    def op_rate(self, kind: str) -> float:
+        """Operations per second of one SM for one op kind ("gemm:<dtype>", "vector:<dtype>", "sfu")."""
+        t, e = self.target, self.eff
+        if kind == "sfu":
+            return t.sfu_ops * e["vector"] / t.sms
+        unit, dtype = kind.split(":")
+        matrix = unit == "gemm" and dtype in t.matrix_flops
+        return t.peak_flops(dtype, matrix) * (e["compute"] if unit == "gemm" else e["vector"]) / t.sms
+
+    def share(self, tier, active: int) -> float:
+        fair = tier.bandwidth / self.target.sms
+        return min(tier.bandwidth / max(active, 1), fair * SM_SHARE_CAP)
+
+    def phase(self, ph: Phase, b: int, active: int) -> tuple[float, float, dict]:
+        """(time, compute-only time, {tier: memory-only time}) of one phase for a wave with `b` blocks per SM on
+        `active` SMs."""
+        t = self.target
+        per = self.counts.grid * max(ph.trips, 1)
+        c_it = sum(n / per / self.op_rate(k) for k, n in ph.ops.items())
+        cached = (sum(nb for _, nb, _ in ph.loads) + ph.store_bytes) / per
+        dram = (sum(nb * miss * self.scale.get(t, 1.0) for t, nb, miss in ph.loads) + ph.store_bytes) / per
+        tiers = {t.global_tier: dram / (self.share(self.dram, active) * self.eff["memory"]),
+                 t.cache_tier: cached / (self.share(self.cache, active) * self.eff["cache"]),
+                 t.shared_tier: ph.shared_bytes / per / (self.shared.bandwidth * self.eff["shared"])}
+        m_it = max(tiers.values())
+        latency = self.latency if ph.loads or ph.store_bytes else 0.0
+        s = max(ph.stages, 1)
+        chain = (c_it + m_it + latency) if s == 1 else (latency + m_it) / (s - 1)
+        slot = max(b * c_it, b * m_it, chain / b)
+        slots = ph.trips + s - 1 if ph.trips else 0
+        return slots * slot, ph.trips * b * c_it, {k: ph.trips * b * v for k, v in tiers.items()}
+
+    def wave(self, b: int, active: int) -> tuple[float, float, dict]:
+        time = compute = 0.0
+        tiers: dict = {}
+        for ph in self.counts.phases:
+            t, c, m = self.phase(ph, b, active)
+            time, compute = time + t, compute + c
+            for k, v in m.items():
+                tiers[k] = tiers.get(k, 0.0) + v
+        return time, compute, tiers
+
+
+def dram_scale(counts: KernelCounts, target: Target) -> dict:
+    """Per loaded tensor: (DRAM bytes) / (bytes the wave-reuse model guessed), clamped so each tensor costs at
+    least its footprint, and exactly its footprint when all loaded tensors fit in the cache."""
+    through, guessed = {}, {}
+    for ph in counts.phases:
+        for t, nb, miss in ph.loads:
+            through[t] = through.get(t, 0.0) + nb
+            guessed[t] = guessed.get(t, 0.0) + nb * miss
+    footprint = {t: min(counts.tensor_bytes[t], through[t]) for t in through}
+    fits = sum(footprint.values()) <= CACHE_FIT * target.memory[target.cache_tier].capacity
+    return {t: (footprint[t] if fits else max(footprint[t], guessed[t])) / guessed[t]
+            for t in guessed if guessed[t] > 0}
+
+
+# ------------------------------------------------------------------------------------------------ predict
+def predict(kernel: ir.Kernel, target="h100") -> CostReport:
+    """Predicted time and its breakdown for a kernel bound by `TileKernel.specialize(..., arch=target)`."""
+    target = get_target(target)
+    eff = efficiency(target)
+    smem, frag = tile_bytes(kernel)  # occupancy needs only the allocations
+    bps, limiter = occupancy(KernelCounts(0, [], smem, frag, {}, []), target, eff)
+    wave_blocks = target.sms * bps
+    counts = Counting(kernel, wave_blocks).run()
+    scale = dram_scale(counts, target)
+    timing = Timing(counts, target, eff, scale)
+
+    grid = counts.grid
+    full, tail = divmod(grid, wave_blocks)
+    time_s = compute_s = 0.0
+    tier_s: dict = {}
+    for count, b, active in ((full, bps, target.sms), (1 if tail else 0, math.ceil(tail / target.sms),
+                                                        min(tail, target.sms))):
+        if count:
+            t, c, m = timing.wave(b, active)
+            time_s, compute_s = time_s + count * t, compute_s + count * c
+            for k, v in m.items():
+                tier_s[k] = tier_s.get(k, 0.0) + count * v
+    time_s += target.launch_overhead
+    binding = max(tier_s, key=tier_s.get) if tier_s else target.global_tier
+    memory_s = tier_s.get(binding, 0.0)
+
+    flops, sfu = {}, 0.0
+    for ph in counts.phases:
+        for kind, n in ph.ops.items():
+            if kind == "sfu":
+                sfu += n
+            else:
+                dt = kind.split(":")[1]
+                flops[dt] = flops.get(dt, 0.0) + n
+    cached = sum(nb for ph in counts.phases for _, nb, _ in ph.loads) + sum(ph.store_bytes for ph in counts.phases)
+    dram = sum(nb * miss * scale.get(t, 1.0) for ph in counts.phases for t, nb, miss in ph.loads) + \
+        sum(ph.store_bytes for ph in counts.phases)
+    shared = sum(ph.shared_bytes for ph in counts.phases)
+    tiers = {target.global_tier: dram, target.cache_tier: cached, target.shared_tier: shared}
+
+    latency_s = time_s - max(compute_s, memory_s)
+    bound = "latency" if latency_s > max(compute_s, memory_s) else "compute" if compute_s >= memory_s else "memory"
+    hit = 1 - dram / cached if cached else 0.0
+    why = {"compute": f"compute-bound: {sum(flops.values()) / 1e9:.3g} GFLOP at "
+                      f"{sum(flops.values()) / max(compute_s, 1e-30) / 1e12:.3g} TFLOP/s effective",
+           "memory": f"memory-bound ({binding}): {_fmt_bytes(tiers[binding])} through {binding} at "
+                     f"{tiers[binding] / max(memory_s, 1e-30) / 1e12:.3g} TB/s effective",
+           "latency": f"latency-bound: {_fmt_time(latency_s)} of launch, pipeline fill and memory latency that "
+                      f"the work cannot hide"}[bound]
+    explanation = (f"{why}; {grid} blocks in {grid / wave_blocks:.2f} waves of {wave_blocks} "
+                   f"({bps}/SM, limited by {limiter}); {target.cache_tier} hit rate {hit:.0%}")
+    return CostReport(kernel.name, target.name, time_s, bound, flops, tiers, bps, grid / wave_blocks, explanation,
+                      grid=grid, config={c.name: c.value for c in kernel.config}, transcendentals=sfu,
+                      compute_s=compute_s, memory_s=memory_s, notes=list(dict.fromkeys(counts.notes)))
+
