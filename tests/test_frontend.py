@@ -99,17 +99,27 @@ def test_gemm_into_shared_is_a_tier_error():
         bad.ir
 
 
-def test_if_inside_parallel_suggests_where():
+def test_if_inside_parallel_is_a_masked_region_but_loops_are_not():
+    @tilec.kernel
+    def masked(A: T.Tensor[("N",), "float32"]):
+        with T.Kernel(1) as bx:
+            for i in T.Parallel(16):
+                if i > 3:
+                    A[i] = 1.0
+
+    par = next(s for s in masked.ir.body if isinstance(s, ir.Parallel))
+    assert isinstance(par.body[0], ir.If)
+
     @tilec.kernel
     def bad(A: T.Tensor[("N",), "float32"]):
         with T.Kernel(1) as bx:
-            a = T.alloc_fragment((16,), "float32")
             for i in T.Parallel(16):
-                if i > 3:
-                    a[i] = 1.0
+                for j in T.serial(3):
+                    A[i] = 1.0
 
-    with pytest.raises(TilecSyntaxError, match="T.where"):
+    with pytest.raises(TilecSyntaxError, match="inside T.Parallel") as e:
         bad.ir
+    assert f":{line_of(bad, 'T.serial(3)')}:" in str(e.value)
 
 
 def test_missing_annotation_and_bad_config():

@@ -204,9 +204,6 @@ class KernelParser:
         if isinstance(node, ast.For):
             return [self.parse_for(node)]
         if isinstance(node, ast.If):
-            if self.in_parallel:
-                raise self.error(node, "`if` inside T.Parallel is not supported: select per element with "
-                                       "T.where(cond, a, b)")
             cond = self.expr(node.test)
             cond = cond if cond.dtype == "bool" else self.binop("!=", cond, ir.Const(0, cond.dtype), node)
             return [ir.If(cond, self.parse_block(node.body), self.parse_block(node.orelse), loc=self.loc(node))]

@@ -28,7 +28,7 @@ def emit(cg, e):
             raise TilecLoweringError(f"{cg.kernel.name}: scalar '{e.name}' is used but never bound; "
                                      f"bind every dim and config before lowering (TileKernel.specialize)") from None
     if isinstance(e, ir.Load):
-        return dt.load(b, cg.element_ptr(e.buffer, [emit(cg, i) for i in e.indices]), cg.buffers[e.buffer].dtype)
+        return cg.load_element(e.buffer, [emit(cg, i) for i in e.indices])
     if isinstance(e, ir.Cast):
         return dt.cast(b, emit(cg, e.value), e.value.dtype, e.dtype)
     if isinstance(e, ir.Select):

@@ -154,6 +154,39 @@ class KernelLowering:
             offset = term if offset is None else self.b.add(offset, term)
         return self.b.gep(base, [offset], source_etype=dt.mem_type(self.buffers[name].dtype), inbounds=True)
 
+    def global_access(self, name: str, index_values):
+        """(pointer, in-bounds flag or None) for one element of a global tensor. Global element accesses are
+        bounds-checked (the IR's contract): the pointer is built from indices clamped into the tensor, so a
+        masked-off lane never touches memory outside it; the flag says whether the real index was inside."""
+        if self.buffers[name].scope != "global" or not index_values:
+            return self.element_ptr(name, index_values), None
+        b, ok, clamped = self.b, None, []
+        for idx, dim in zip(index_values, self.shapes[name]):
+            idx = self.index(idx)
+            top = llir.Constant(dt.I64, max(dim - 1, 0))
+            inside = b.icmp_unsigned("<", idx, llir.Constant(dt.I64, dim))  # unsigned: negatives are huge
+            ok = inside if ok is None else b.and_(ok, inside)
+            lo = b.select(b.icmp_signed("<", idx, llir.Constant(dt.I64, 0)), llir.Constant(dt.I64, 0), idx)
+            clamped.append(b.select(b.icmp_signed(">", lo, top), top, lo))
+        return self.element_ptr(name, clamped), ok
+
+    def load_element(self, name: str, index_values):
+        dtype = self.buffers[name].dtype
+        ptr, ok = self.global_access(name, index_values)
+        if ok is None:
+            return dt.load(self.b, ptr, dtype)
+        if 0 in self.shapes[name]:  # an empty tensor has no element to read even when clamped
+            return dt.zero(dtype)
+        return self.b.select(ok, dt.load(self.b, ptr, dtype), dt.zero(dtype))
+
+    def store_element(self, name: str, index_values, emit_store):
+        ptr, ok = self.global_access(name, index_values)
+        if ok is None:
+            emit_store(ptr)
+        else:
+            with self.b.if_then(ok):
+                emit_store(ptr)
+
     def i64(self, value):
         return value if isinstance(value, llir.Value) else llir.Constant(dt.I64, value)
 
@@ -202,8 +235,9 @@ class KernelLowering:
         elif isinstance(s, ir.Let):
             self.env[s.var.name] = ex.emit(self, s.value)
         elif isinstance(s, ir.Store):
-            ptr = self.element_ptr(s.buffer, [ex.emit(self, i) for i in s.indices])
-            dt.store(b, ex.emit(self, s.value), ptr, self.buffers[s.buffer].dtype)
+            value = ex.emit(self, s.value)
+            self.store_element(s.buffer, [ex.emit(self, i) for i in s.indices],
+                               lambda ptr: dt.store(b, value, ptr, self.buffers[s.buffer].dtype))
         elif isinstance(s, ir.AtomicAdd):
             self.atomic_add(s)
         elif isinstance(s, ir.Copy):
@@ -237,9 +271,10 @@ class KernelLowering:
         if dtype in ("bfloat16", "bool"):
             raise TilecLoweringError(f"{where(s.loc)}T.atomic_add on a {dtype} tensor is not supported by the LLVM "
                                      f"backend; accumulate into a float32 or float16 tensor")
-        ptr = self.element_ptr(s.buffer, [ex.emit(self, i) for i in s.indices])
         value = dt.to_memory(self.b, ex.emit(self, s.value), dtype)
-        self.b.atomic_rmw("fadd" if dt.is_float(dtype) else "add", ptr, value, "monotonic")
+        self.store_element(s.buffer, [ex.emit(self, i) for i in s.indices],
+                           lambda ptr: self.b.atomic_rmw("fadd" if dt.is_float(dtype) else "add", ptr, value,
+                                                         "monotonic"))
 
     def lower_for(self, s: ir.For):
         step = s.step.value if isinstance(s.step, ir.Const) else ex.emit(self, s.step)
