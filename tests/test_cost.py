@@ -5,6 +5,7 @@ import pytest
 
 import tilec
 import tilec.language as T
+from tilec.cost import autotune, transfer
 from tilec.cost.model import predict
 from tilec.cost.targets import TARGETS, get_target, load_target
 from tilec.errors import TilecArgumentError
@@ -120,3 +121,52 @@ def test_targets_and_errors(tmp_path):
     with pytest.raises(TilecArgumentError, match="unknown field"):
         load_target(bad)
     TARGETS.pop("halfh100"), TARGETS.pop("tiny")
+
+
+def test_autotune_picks_only_legal_configs(tmp_path):
+    dims = dict(M=2048, N=2048, K=2048)
+    space = {"block_m": [64, 128, 256], "block_n": [128, 256], "block_k": [64, 128], "num_stages": [2, 4]}
+    legal = autotune.enumerate_configs(matmul, dims, space, "h100")
+    # 256x256x128 bf16 with 4 stages needs 512 KiB of shared memory: never legal on a 227 KiB block limit
+    assert 0 < len(legal) < 24
+    assert {"block_m": 256, "block_n": 256, "block_k": 128, "num_stages": 4} not in [c for c, _ in legal]
+    ranked = autotune.rank_configs(matmul, dims, "h100", space)
+    assert [r.time_s for r in ranked] == sorted(r.time_s for r in ranked)
+    best = autotune.pick_config(matmul, dims, "h100", space)
+    assert best in [c for c, _ in legal]
+    # only huge tiles in the space: nothing fits
+    with pytest.raises(tilec.TilecResourceError, match="no config"):
+        autotune.pick_config(matmul, dims, "h100", {"block_m": [512], "block_n": [512], "block_k": [256]})
+    assert autotune.default_space(matmul)["num_stages"] == [1, 2, 3, 4]
+    calls = []
+    cache = tmp_path / "tune.json"
+
+    def run(config):
+        calls.append(config)
+        return 1.0 if config["num_stages"] == 2 else 2.0  # a "measurement" that disagrees with the model
+    won = autotune.tune_measured(matmul, dims, "h100", run=run, space=space, top_k=3, cache_file=cache)
+    assert len(calls) == 3 and won in calls
+    again = autotune.tune_measured(matmul, dict(M=2000, N=1100, K=2048), "h100", run=run, space=space,
+                                   top_k=3, cache_file=cache)  # same power-of-two bucket: from the cache
+    assert again == won and len(calls) == 3
+
+
+def test_transfer_is_latency_plus_bytes_over_slowest_link():
+    h100 = get_target("h100")
+    pcie = h100.links["pcie5"]
+    assert transfer.transfer(1 << 30, "hbm", "host_dram", "h100") == pcie.latency + (1 << 30) / pcie.bandwidth
+    assert pcie.bandwidth == 64e9
+    ssd = transfer.transfer(1e9, "ssd", "hbm", "h100")  # pcie then nvme: nvme limits
+    assert ssd == pytest.approx(pcie.latency + h100.links["nvme"].latency + 1e9 / h100.links["nvme"].bandwidth)
+    assert transfer.transfer(0, "hbm", "hbm") == 0.0
+    # GH200's C2C beats PCIe; a CloudMatrix384 UB hop to remote DRAM is 392 GB/s after ~1.5 us
+    assert transfer.transfer(1e9, "hbm", "host_dram", "gh200") < transfer.transfer(1e9, "hbm", "host_dram", "h100")
+    assert transfer.transfer(392e9, "hbm", "remote_dram", "ascend910c") == pytest.approx(1 + 1.5e-6)
+    with pytest.raises(TilecArgumentError, match="no path"):
+        transfer.transfer(1, "hbm", "moon", "h100")
+    gqa = {"layers": 32, "kv_heads": 8, "head_dim": 128, "dtype_bytes": 2}  # Llama-3-8B
+    assert transfer.kv_bytes_per_token(gqa) == 131072
+    mla = {"layers": 61, "kv_lora_rank": 512, "rope_dim": 64, "dtype_bytes": 2}  # DeepSeek-V3
+    assert transfer.kv_bytes_per_token(mla) == 61 * 576 * 2
+    with pytest.raises(TilecArgumentError, match="lacks"):
+        transfer.kv_bytes_per_token({"layers": 2})
