@@ -89,7 +89,8 @@ def flash_attention_kernel(dtype: str):
                     acc[i, d] = acc[i, d] * alpha[i]
                 T.gemm(p, vt, acc)
             for i, d in T.Parallel(block_m, D):
-                acc[i, d] = T.where(l[i] > 0.0, acc[i, d] / l[i], 0.0)
+                # l >= 1 once a key was seen (the max term adds 2^0); l = 0 means no key and acc = 0
+                acc[i, d] = acc[i, d] / T.max(l[i], 1.0)
             T.copy(acc, O[b, h, row0, 0])
 
     return flash_attention_fwd

@@ -1,0 +1,279 @@
+"""`paged_attention(q, k_cache, v_cache, block_table, context_lens)`: one decode step over a paged KV cache.
+
+The cache holds pages of `block_size` tokens: [num_blocks, block_size, Hkv, D]; sequence s's j-th page is
+`block_table[s, j]`. One block owns one (sequence, kv head) and all `group = Hq // Hkv` query heads that share it,
+so the group is the M dim of both GEMMs and every K/V page is read once per kv head. Each page is found with a
+scalar load of the block table, then copied whole; the online softmax (as in flash attention) runs over pages.
+
+Few long sequences leave most of the machine idle, so then the pages are split (flash-decoding): the grid gets a
+split dim, each split writes its running max m (log2 domain), sum l and unnormalised accumulator, and a reduce
+kernel merges the splits: O = sum_s 2^(m_s - M) acc_s / sum_s 2^(m_s - M) l_s with M = max_s m_s.
+A sequence of length 0 (or a split past its end) has m = -inf and l = 0 and comes out as zeros.
+"""
+# no `from __future__ import annotations`: the T.Tensor annotations must be evaluated at `def` time
+import functools
+import math
+
+import numpy as np
+
+import tilec
+import tilec.language as T
+
+from ..errors import TilecArgumentError
+from ..settings import settings
+from . import _host
+from ._dense import backend_for
+from .attention import LOG2E
+
+OP = "paged_attention"
+#: blocks to fill before splitting pays: 2 per SM on an H100's 132 SMs (NVIDIA H100 whitepaper), a few per CPU
+#: thread; the interpreter is never split unless asked (it only runs tests).
+SPLIT_TARGET_BLOCKS = {"triton": 2 * 132, "llvm": 4 * settings.num_threads, "interpreter": 1}
+MIN_PAGES_PER_SPLIT = 4  # below this a split's fixed cost (its stores and the reduce) outweighs its work
+
+
+@functools.lru_cache(maxsize=None)
+def paged_decode_kernel(dtype: str):
+    """Unsplit decode: O[s, heads of kv head hk] from all of sequence s's pages."""
+
+    @tilec.kernel
+    def paged_attention_decode(Q: T.Tensor[("NSEQ", "HQ", "D"), dtype],
+                               KC: T.Tensor[("NB", "BS", "HKV", "D"), dtype],
+                               VC: T.Tensor[("NB", "BS", "HKV", "D"), dtype],
+                               BT: T.Tensor[("NSEQ", "MAXB"), "int32"], CL: T.Tensor[("NSEQ",), "int32"],
+                               O: T.Tensor[("NSEQ", "HQ", "D"), dtype], *, group: int = 1, scale_log2: float = 1.0):
+        with T.Kernel(HKV, NSEQ) as (hk, sq):
+            q = T.alloc_shared((group, D), dtype)
+            kt = T.alloc_shared((BS, D), dtype)
+            vt = T.alloc_shared((BS, D), dtype)
+            s = T.alloc_fragment((group, BS), "float32")
+            p = T.alloc_fragment((group, BS), dtype)
+            acc = T.alloc_fragment((group, D), "float32")
+            m = T.alloc_fragment((group,), "float32")
+            m_prev = T.alloc_fragment((group,), "float32")
+            m_safe = T.alloc_fragment((group,), "float32")
+            alpha = T.alloc_fragment((group,), "float32")
+            l = T.alloc_fragment((group,), "float32")  # noqa: E741
+            row_sum = T.alloc_fragment((group,), "float32")
+            ctx = CL[sq]
+            T.copy(Q[sq, hk * group, 0], q)
+            T.fill(m, -T.infinity("float32"))
+            T.clear(l)
+            T.clear(acc)
+            for j in T.serial(T.ceildiv(ctx, BS)):
+                blk = BT[sq, j]
+                T.copy(KC[blk, 0:BS, hk, 0:D], kt)
+                T.copy(VC[blk, 0:BS, hk, 0:D], vt)
+                T.clear(s)
+                T.gemm(q, kt, s, transpose_b=True)
+                for i, t in T.Parallel(group, BS):
+                    s[i, t] = T.where(j * BS + t < ctx, s[i, t] * scale_log2, -T.infinity("float32"))
+                T.copy(m, m_prev)
+                T.reduce_max(s, m, dim=1, clear=False)
+                for i in T.Parallel(group):
+                    m_safe[i] = T.where(m[i] == -T.infinity("float32"), 0.0, m[i])
+                    alpha[i] = T.exp2(m_prev[i] - m_safe[i])
+                for i, t in T.Parallel(group, BS):
+                    s[i, t] = T.exp2(s[i, t] - m_safe[i])
+                    p[i, t] = s[i, t]
+                T.reduce_sum(s, row_sum, dim=1)
+                for i in T.Parallel(group):
+                    l[i] = l[i] * alpha[i] + row_sum[i]
+                for i, d in T.Parallel(group, D):
+                    acc[i, d] = acc[i, d] * alpha[i]
+                T.gemm(p, vt, acc)
+            for i, d in T.Parallel(group, D):
+                # l >= 1 once a key was seen (the max term adds 2^0); l = 0 means no key and acc = 0
+                acc[i, d] = acc[i, d] / T.max(l[i], 1.0)
+            T.copy(acc, O[sq, hk * group, 0])
+
+    return paged_attention_decode
+
+
+@functools.lru_cache(maxsize=None)
+def paged_split_kernel(dtype: str):
+    """Split decode: split sp covers pages [sp * pages_per_split, (sp + 1) * pages_per_split) of each sequence and
+    writes its m, l and unnormalised accumulator for the reduce kernel."""
+
+    @tilec.kernel
+    def paged_attention_split(Q: T.Tensor[("NSEQ", "HQ", "D"), dtype],
+                              KC: T.Tensor[("NB", "BS", "HKV", "D"), dtype],
+                              VC: T.Tensor[("NB", "BS", "HKV", "D"), dtype],
+                              BT: T.Tensor[("NSEQ", "MAXB"), "int32"], CL: T.Tensor[("NSEQ",), "int32"],
+                              Mp: T.Tensor[("NSEQ", "HQ", "NSPLIT"), "float32"],
+                              Lp: T.Tensor[("NSEQ", "HQ", "NSPLIT"), "float32"],
+                              Ap: T.Tensor[("NSEQ", "NSPLIT", "HQ", "D"), "float32"],
+                              *, group: int = 1, pages_per_split: int = 16, scale_log2: float = 1.0):
+        with T.Kernel(HKV, NSEQ, NSPLIT) as (hk, sq, sp):
+            q = T.alloc_shared((group, D), dtype)
+            kt = T.alloc_shared((BS, D), dtype)
+            vt = T.alloc_shared((BS, D), dtype)
+            s = T.alloc_fragment((group, BS), "float32")
+            p = T.alloc_fragment((group, BS), dtype)
+            acc = T.alloc_fragment((group, D), "float32")
+            m = T.alloc_fragment((group,), "float32")
+            m_prev = T.alloc_fragment((group,), "float32")
+            m_safe = T.alloc_fragment((group,), "float32")
+            alpha = T.alloc_fragment((group,), "float32")
+            l = T.alloc_fragment((group,), "float32")  # noqa: E741
+            row_sum = T.alloc_fragment((group,), "float32")
+            ctx = CL[sq]
+            T.copy(Q[sq, hk * group, 0], q)
+            T.fill(m, -T.infinity("float32"))
+            T.clear(l)
+            T.clear(acc)
+            for j in T.serial(sp * pages_per_split, T.min((sp + 1) * pages_per_split, T.ceildiv(ctx, BS))):
+                blk = BT[sq, j]
+                T.copy(KC[blk, 0:BS, hk, 0:D], kt)
+                T.copy(VC[blk, 0:BS, hk, 0:D], vt)
+                T.clear(s)
+                T.gemm(q, kt, s, transpose_b=True)
+                for i, t in T.Parallel(group, BS):
+                    s[i, t] = T.where(j * BS + t < ctx, s[i, t] * scale_log2, -T.infinity("float32"))
+                T.copy(m, m_prev)
+                T.reduce_max(s, m, dim=1, clear=False)
+                for i in T.Parallel(group):
+                    m_safe[i] = T.where(m[i] == -T.infinity("float32"), 0.0, m[i])
+                    alpha[i] = T.exp2(m_prev[i] - m_safe[i])
+                for i, t in T.Parallel(group, BS):
+                    s[i, t] = T.exp2(s[i, t] - m_safe[i])
+                    p[i, t] = s[i, t]
+                T.reduce_sum(s, row_sum, dim=1)
+                for i in T.Parallel(group):
+                    l[i] = l[i] * alpha[i] + row_sum[i]
+                for i, d in T.Parallel(group, D):
+                    acc[i, d] = acc[i, d] * alpha[i]
+                T.gemm(p, vt, acc)
+            T.copy(m, Mp[sq, hk * group:hk * group + group, sp])
+            T.copy(l, Lp[sq, hk * group:hk * group + group, sp])
+            T.copy(acc, Ap[sq, sp, hk * group, 0])
+
+    return paged_attention_split
+
+
+@functools.lru_cache(maxsize=None)
+def paged_reduce_kernel(dtype: str):
+    """Merge the splits of one (sequence, query head)."""
+
+    @tilec.kernel
+    def paged_attention_reduce(Mp: T.Tensor[("NSEQ", "HQ", "NSPLIT"), "float32"],
+                               Lp: T.Tensor[("NSEQ", "HQ", "NSPLIT"), "float32"],
+                               Ap: T.Tensor[("NSEQ", "NSPLIT", "HQ", "D"), "float32"],
+                               O: T.Tensor[("NSEQ", "HQ", "D"), dtype]):
+        with T.Kernel(HQ, NSEQ) as (h, sq):
+            # the split stats are rows of one: their reductions give (1,) tiles that broadcast by loop variable
+            ms = T.alloc_fragment((1, NSPLIT), "float32")
+            ls = T.alloc_fragment((1, NSPLIT), "float32")
+            w = T.alloc_fragment((1, NSPLIT), "float32")
+            acc = T.alloc_fragment((NSPLIT, D), "float32")
+            m_all = T.alloc_fragment((1,), "float32")
+            l_all = T.alloc_fragment((1,), "float32")
+            out = T.alloc_fragment((1, D), "float32")
+            T.copy(Mp[sq, h, 0], ms)
+            T.copy(Lp[sq, h, 0], ls)
+            T.copy(Ap[sq, 0:NSPLIT, h, 0:D], acc)
+            T.reduce_max(ms, m_all, dim=1)
+            for r, i in T.Parallel(1, NSPLIT):
+                # an empty split (m = -inf) weighs 2^-inf = 0; all empty: subtract 0, not -inf (no NaN)
+                w[r, i] = T.exp2(ms[r, i] - T.where(m_all[r] == -T.infinity("float32"), 0.0, m_all[r]))
+                ls[r, i] = ls[r, i] * w[r, i]
+            T.reduce_sum(ls, l_all, dim=1)
+            for r, i in T.Parallel(1, NSPLIT):
+                # l_all >= 1 unless every split is empty (then w = 0): the largest split's weight is 1, its l >= 1
+                w[r, i] = w[r, i] / T.max(l_all[r], 1.0)
+            # out = w @ acc: the weighted sum of the splits' accumulators
+            T.clear(out)
+            T.gemm(w, acc, out)
+            T.copy(out, O[sq, h, 0])
+
+    return paged_attention_reduce
+
+
+def paged_attention(q, k_cache, v_cache, block_table, context_lens, *, scale: float | None = None,
+                    num_splits: int | None = None, check: bool = True, target: str | None = None):
+    """Attention of each sequence's one new query token over its cached tokens.
+
+    q [num_seqs, Hq, D]; k_cache, v_cache [num_blocks, block_size, Hkv, D] (Hq a multiple of Hkv); block_table
+    int [num_seqs, max_blocks] (page ids); context_lens int [num_seqs] (tokens cached per sequence, 0 allowed:
+    its output is zeros). Returns [num_seqs, Hq, D] of q's kind and dtype. scale defaults to 1/sqrt(D).
+    num_splits: pages split over this many blocks per sequence (None picks, 1 never splits).
+    check=False skips the host check of the page ids and lengths (unsafe: a bad one reads outside the cache).
+    """
+    nseq, hq, d, nblocks, bsize, hkv, maxb = check_paged_inputs(q, k_cache, v_cache, block_table, context_lens)
+    lens = _host.host_numpy(context_lens)
+    if check:
+        check_pages(block_table, lens, nblocks, bsize, maxb)
+    dtype = _host.dtype_name(q)
+    out = _host.zeros(q, (nseq, hq, d), dtype)
+    longest = int(lens.max()) if lens.size else 0
+    if nseq * hq * d == 0 or longest <= 0:
+        return out
+    scale = 1.0 / math.sqrt(d) if scale is None else float(scale)
+    group = hq // hkv
+    q, k_cache, v_cache = (_host.contiguous(x) for x in (q, k_cache, v_cache))
+    table, lens_dev = _host.as_int32(OP, "block_table", block_table), _host.as_int32(OP, "context_lens", context_lens)
+    pages = -(-longest // bsize)
+    splits = num_splits or pick_num_splits(nseq * hkv, pages, backend_for(q, target))
+    per_split = -(-pages // max(1, splits))
+    splits = -(-pages // per_split)  # no split left empty for the longest sequence
+    if splits == 1:
+        paged_decode_kernel(dtype)(q, k_cache, v_cache, table, lens_dev, out, target=target, group=group,
+                                   scale_log2=scale * LOG2E)
+        return out
+    m = _host.zeros(q, (nseq, hq, splits), "float32")
+    l = _host.zeros(q, (nseq, hq, splits), "float32")  # noqa: E741
+    acc = _host.zeros(q, (nseq, splits, hq, d), "float32")
+    paged_split_kernel(dtype)(q, k_cache, v_cache, table, lens_dev, m, l, acc, target=target, group=group,
+                              pages_per_split=per_split, scale_log2=scale * LOG2E)
+    paged_reduce_kernel(dtype)(m, l, acc, out, target=target)
+    return out
+
+
+def pick_num_splits(blocks: int, pages: int, where: str) -> int:
+    """Split the longest sequence's pages until the grid fills the machine, keeping >= MIN_PAGES_PER_SPLIT each."""
+    want = -(-SPLIT_TARGET_BLOCKS[where] // blocks)
+    return max(1, min(want, pages // MIN_PAGES_PER_SPLIT))
+
+
+def check_paged_inputs(q, k_cache, v_cache, block_table, context_lens) -> tuple:
+    named = {"q": q, "k_cache": k_cache, "v_cache": v_cache, "block_table": block_table,
+             "context_lens": context_lens}
+    for name, x in named.items():
+        _host.check_array(OP, name, x, {"q": 3, "block_table": 2, "context_lens": 1}.get(name, 4))
+    _host.check_same_kind(OP, named)
+    dtype = _host.dtype_name(q)
+    if dtype not in _host.FLOAT_DTYPES:
+        raise TilecArgumentError(f"{OP}: 'q' has dtype {dtype}; expected one of "
+                                       f"{', '.join(_host.FLOAT_DTYPES)}")
+    nseq, hq, d = q.shape
+    nblocks, bsize, hkv = k_cache.shape[:3]
+    for name in ("k_cache", "v_cache"):
+        _host.check_array(OP, name, named[name], 4, (dtype,))
+        _host.check_shape(OP, name, named[name], (nblocks, bsize, hkv, d),
+                          "[num_blocks, block_size, Hkv, D] with q's D" if name == "k_cache" else "k_cache's shape")
+    if hkv == 0 or hq % hkv:
+        raise TilecArgumentError(f"{OP}: 'q' has {hq} heads and 'k_cache' {hkv}; the query heads must be a "
+                                       f"multiple of the kv heads")
+    if bsize == 0:
+        raise TilecArgumentError(f"{OP}: 'k_cache' has block_size 0 (shape {tuple(k_cache.shape)})")
+    maxb = block_table.shape[1]
+    _host.check_shape(OP, "block_table", block_table, (nseq, maxb), "[num_seqs, max_blocks]")
+    _host.check_shape(OP, "context_lens", context_lens, (nseq,), "[num_seqs]")
+    for name in ("block_table", "context_lens"):
+        if not _host.dtype_name(named[name]).startswith(("int", "uint")):
+            raise TilecArgumentError(f"{OP}: '{name}' must hold integers (int32), got {_host.dtype_name(named[name])}")
+    return nseq, hq, d, nblocks, bsize, hkv, maxb
+
+
+def check_pages(block_table, lens: np.ndarray, nblocks: int, bsize: int, maxb: int):
+    """Lengths in [0, max_blocks * block_size]; the pages each length uses name real cache blocks."""
+    _host.check_index_range(OP, "context_lens", lens, 0, maxb * bsize + 1,
+                            f"a length (max_blocks {maxb} x block_size {bsize} at most)")
+    table = _host.host_numpy(block_table)
+    used = np.arange(maxb)[None, :] < -(-lens[:, None] // bsize)
+    bad = used & ((table < 0) | (table >= nblocks))  # entries past a sequence's last page are never read
+    if bad.any():
+        s, j = (int(i) for i in np.argwhere(bad)[0])
+        raise TilecArgumentError(f"{OP}: block_table[{s}, {j}] = {int(table[s, j])} is out of range; page {j} of "
+                                 f"sequence {s} (context_lens[{s}] = {int(lens[s])}) must be a block id in "
+                                 f"[0, {nblocks - 1}] (check=False skips this check, unsafe)")
