@@ -170,3 +170,21 @@ def test_transfer_is_latency_plus_bytes_over_slowest_link():
     assert transfer.kv_bytes_per_token(mla) == 61 * 576 * 2
     with pytest.raises(TilecArgumentError, match="lacks"):
         transfer.kv_bytes_per_token({"layers": 2})
+
+
+def test_cli_cost_and_roofline(tmp_path, capsys):
+    import argparse
+
+    from tilec.cli import build_parser
+    from tilec.cost.cli import add_cost_commands
+
+    parser = build_parser()
+    add_cost_commands(next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)))
+    sets = ["--set", "M=512", "--set", "N=512", "--set", "K=512"]
+    args = parser.parse_args(["cost", f"{__file__}::matmul", *sets, "--top", "3"])
+    assert args.run(args) == 0
+    out = capsys.readouterr().out
+    assert "matmul on h100" in out and "configs by predicted time" in out
+    png = tmp_path / "roof.png"
+    args = parser.parse_args(["roofline", f"{__file__}::matmul", *sets, "--target", "h200", "--out", str(png)])
+    assert args.run(args) == 0 and png.stat().st_size > 1000

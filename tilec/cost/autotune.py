@@ -13,7 +13,7 @@ import math
 from ..errors import TilecArgumentError, TilecResourceError
 from ..settings import settings
 from .counting import tile_bytes
-from .model import CostReport, predict
+from .model import CostReport, efficiency, predict
 from .targets import get_target
 
 STAGES = (1, 2, 3, 4)
@@ -42,13 +42,15 @@ def default_space(tile_kernel, target="h100") -> dict:
 
 def check_capacity(bound, target) -> None:
     """Shared tiles with their pipeline copies and fragments within the target's per-block limits. (The
-    place-memory pass runs before software pipelining, so it cannot see the multi-buffering yet.)"""
+    place-memory pass runs before software pipelining, so it cannot see the multi-buffering yet.) Fragments
+    count with the model's register overhead: a tile that fills the whole register file would spill."""
     target = get_target(target)
     smem, frag = tile_bytes(bound)
-    if smem > target.smem_per_block or frag > target.regs_per_block:
+    regs = frag * efficiency(target)["reg_overhead"] if target.kind != "cpu" else frag
+    if smem > target.smem_per_block or regs > target.regs_per_block:
         raise TilecResourceError(f"{bound.name}: {smem} bytes of shared tiles (pipeline copies included) and "
-                                 f"{frag} bytes of fragments exceed {target.name}'s {target.smem_per_block} and "
-                                 f"{target.regs_per_block} bytes per block")
+                                 f"~{regs:.0f} bytes of registers for fragments exceed {target.name}'s "
+                                 f"{target.smem_per_block} and {target.regs_per_block} bytes per block")
 
 
 def enumerate_configs(tile_kernel, dims: dict, space: dict, target="h100") -> list:
