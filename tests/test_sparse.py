@@ -135,6 +135,8 @@ def test_shape_and_dtype_mismatches_name_the_argument():
         sparse_attention(q, k[:, :, :6], v, idx)
     with pytest.raises(TilecArgumentError, match="multiple of k's 3 kv heads"):
         sparse_attention(q, rand(5, 3, 8), rand(5, 3, 8), idx)
+    with pytest.raises(TilecArgumentError, match="block_h=3 must divide the 2 query heads"):
+        sparse_attention(q, k, v, idx, block_h=3)
     with pytest.raises(TilecArgumentError, match="'indices' must have shape"):
         sparse_attention(q, k, v, idx[:1])
     with pytest.raises(TilecArgumentError, match="'indices' must hold integers"):

@@ -122,6 +122,9 @@ def sparse_attention(q, k, v, indices, *, scale=None, check=True, target=None, *
     group = hq // hkv
     config = {"group": group, "block_h": heads_per_block(group), "block_n": 64, "block_d": 64,
               "scale": float(1.0 / math.sqrt(dqk) if scale is None else scale), **config}
+    if config["block_h"] < 1 or group % config["block_h"]:
+        raise tilec.TilecArgumentError(f"{OP}: block_h={config['block_h']} must divide the {group} query heads per "
+                                       f"kv head (a block must not straddle two kv heads)")
     kernel = sparse_attention_kernel(dtype)
     kernel(*(_host.contiguous(x) for x in (q, k, v, indices)), out, target=target, **config)
     return out
