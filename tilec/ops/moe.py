@@ -3,10 +3,9 @@ sort tokens into expert order and combine the expert outputs back with the route
 
 grouped_gemm runs a host-made schedule: one row of `Sched` per (expert, block of block_m rows) tile, holding
 (expert, first row, end row). Empty experts get no tiles. A tile's last block may run past its expert's end into
-the next expert's rows: those rows are computed (with the wrong weights) but must not be stored. The language has
-no masked store inside T.Parallel yet (`if` there is rejected), so the kernel writes into an over-allocated output
-Yp [M + block_m, N rounded up to block_n]: out-of-group row i goes to the spare row M + i, and the op returns
-Yp[:M, :N]. Every store is in bounds on every backend; spare rows are scratch that tiles may share.
+the next expert's rows: those rows are computed (with the wrong weights) but must not be stored. Each such row is
+aimed at row M, one past Y's end, and the language skips out-of-bounds global stores. (An `if` inside T.Parallel
+would say this directly; the Triton backend does not lower that yet.)
 """
 import functools
 
@@ -22,7 +21,7 @@ from . import _host
 def grouped_gemm_kernel(dtype: str):
     @tilec.kernel
     def grouped_gemm_fwd(X: T.Tensor[("M", "K"), dtype], W: T.Tensor[("E", "K", "N"), dtype],
-                         Sched: T.Tensor[("NT", 3), "int32"], Yp: T.Tensor[("MP", "NP"), dtype], *,
+                         Sched: T.Tensor[("NT", 3), "int32"], Y: T.Tensor[("M", "N"), dtype], *,
                          block_m: int = 64, block_n: int = 64, block_k: int = 32, num_stages: int = 2):
         with T.Kernel(T.ceildiv(N, block_n), NT) as (bx, tile):
             e = Sched[tile, 0]
@@ -37,8 +36,8 @@ def grouped_gemm_kernel(dtype: str):
                 T.copy(W[e, kb * block_k, bx * block_n], b)
                 T.gemm(a, b, acc)
             for i, j in T.Parallel(block_m, block_n):
-                # rows past this expert's end belong to the next expert: park them in Yp's spare rows
-                Yp[T.where(r0 + i < r1, r0 + i, M + i), bx * block_n + j] = acc[i, j]
+                # rows past this expert's end belong to the next expert: row M is out of bounds, so not stored
+                Y[T.where(r0 + i < r1, r0 + i, M), bx * block_n + j] = acc[i, j]
 
     return grouped_gemm_fwd
 
@@ -92,7 +91,7 @@ def tile_schedule(offsets: np.ndarray, block_m: int) -> np.ndarray:
 def grouped_gemm(x, w, offsets, *, check=True, target=None, **config):
     """y [M, N] where rows offsets[e-1]:offsets[e] of x [M, K] (offsets[-1] = 0) are multiplied by w[e] [K, N].
     offsets int [E] are cumulative end rows: non-decreasing, at most M; empty groups are allowed and rows past
-    offsets[-1] come out 0 (the returned array is a view of a slightly larger one). Same kind as x (NumPy -> LLVM, torch -> Triton). The tile schedule is built on the
+    offsets[-1] come out 0. Same kind as x (NumPy -> LLVM, torch -> Triton). The tile schedule is built on the
     host from offsets. `check=False` skips the offsets check (unsafe: a bad schedule writes wrong rows).
     Keywords override the tile config (block_m, block_n, block_k, num_stages)."""
     op = "grouped_gemm"
@@ -111,17 +110,14 @@ def grouped_gemm(x, w, offsets, *, check=True, target=None, **config):
     if check:
         check_offsets(op, ends, m)
     dtype = _host.dtype_name(x)
-    block_n = next((b for b in (128, 64, 32, 16) if n % b == 0), 64)  # a divisor of N needs no column padding
-    config = {"block_m": 64, "block_n": block_n, "block_k": 32, **config}
-    bm, bn = config["block_m"], config["block_n"]
-    # clipped to [0, M] and made non-decreasing, so that even unchecked offsets cannot aim a store outside yp
-    sched = tile_schedule(np.maximum.accumulate(np.clip(ends, 0, m)), bm)
-    yp = _host.zeros(x, (m + bm, -(-n // bn) * bn), dtype)
+    config = {"block_m": 64, "block_n": 64, "block_k": 32, **config}
+    # clipped to [0, M] and made non-decreasing: even unchecked offsets give a schedule inside x and y
+    sched = tile_schedule(np.maximum.accumulate(np.clip(ends, 0, m)), config["block_m"])
+    y = _host.zeros(x, (m, n), dtype)  # rows past offsets[-1] belong to no expert: 0
     if len(sched) and n:
-        grouped_gemm_kernel(dtype)(_host.contiguous(x), _host.contiguous(w), _host.like(x, sched), yp,
+        grouped_gemm_kernel(dtype)(_host.contiguous(x), _host.contiguous(w), _host.like(x, sched), y,
                                    target=target, **config)
-    y = yp[:m, :n]
-    return y if yp.shape[1] == n else _host.contiguous(y)
+    return y
 
 
 def check_offsets(op: str, ends: np.ndarray, m: int):
