@@ -101,8 +101,9 @@ def _hopper(name, sms, hbm_bytes, hbm_bw, l2, bf16, fp8, tf32, fp32, fp64, fp64_
     Specifications per Compute Capability"): 228 KiB shared memory per SM of which 227 KiB per block, 64K 32-bit
     registers (256 KiB) per SM and per block, 32 resident blocks per SM; shared memory moves 128 B/clock/SM at
     ~1.75 GHz (Hopper whitepaper "H100 SM Architecture"); SFUs: 16 transcendentals/clock/SM (programming guide,
-    "Arithmetic Instructions" throughput table); L2 ~ 5.5 TB/s and HBM latency ~ 0.5 us (estimates: Chips and
-    Cheese, "Nvidia's H100: Funny L2, and Tons of Bandwidth", 2023)."""
+    "Arithmetic Instructions" throughput table); L2 -> SM ~ 64 B/clock/SM and HBM latency ~ 0.5 us (estimates; Chips
+    and Cheese, "Nvidia's H100: Funny L2, and Tons of Bandwidth", 2023, measured 5.5 TB/s on the slower PCIe
+    part)."""
     clock = 1.75e9
     return Target(
         name, "gpu", sms, 227 * KiB, 256 * KiB, smem_per_sm=228 * KiB, regs_per_sm=256 * KiB, max_blocks_per_sm=32,
@@ -110,7 +111,7 @@ def _hopper(name, sms, hbm_bytes, hbm_bw, l2, bf16, fp8, tf32, fp32, fp64, fp64_
                       "float64": fp64_tc},
         vector_flops={"float32": fp32, "float16": 2 * fp32, "bfloat16": 2 * fp32, "float64": fp64},
         sfu_ops=16 * sms * clock,
-        memory={"hbm": Tier(hbm_bytes, hbm_bw, 0.5 * US), "l2": Tier(l2, 5.5 * TB, 0.2 * US),
+        memory={"hbm": Tier(hbm_bytes, hbm_bw, 0.5 * US), "l2": Tier(l2, 64 * sms * clock, 0.2 * US),
                 "smem": Tier(228 * KiB, 128 * clock, 30 * NS), "registers": Tier(256 * KiB, 0.0, 0.0),
                 "host_dram": Tier(2 * 1024 * GiB, 300 * GB, 0.1 * US)},
         links={**COMMON_LINKS, "nvlink": nvlink},
@@ -247,10 +248,28 @@ def simd_bytes(flags: set) -> int:
     return 16
 
 
-def host_cpu() -> Target:
+def measure_host_bandwidth(nbytes: int = 64 * MiB) -> float:
+    """Bytes/s (read + write) of one thread's numpy copy of `nbytes`: a lower bound of the socket's bandwidth."""
+    import time
+
+    import numpy as np
+
+    src, dst = np.ones(nbytes // 8), np.empty(nbytes // 8)
+    np.copyto(dst, src)
+    best = min(_timed(lambda: np.copyto(dst, src), time.perf_counter) for _ in range(3))
+    return 2 * nbytes / best
+
+
+def _timed(fn, clock) -> float:
+    t = clock()
+    fn()
+    return clock() - t
+
+
+def host_cpu(measure: bool = False) -> Target:
     """The machine we run on, detected. Peak = cores x SIMD lanes x 2 (FMA) x 2 FMA pipes x clock (x86 cores since
     Haswell/Zen 2 issue two vector FMAs per cycle: Intel and AMD optimization manuals). DRAM bandwidth is an
-    estimate (~ 10 GB/s per core, capped at 200 GB/s) unless `measure_host_bandwidth()` replaced it."""
+    estimate (~ 10 GB/s per core, capped at 200 GB/s) unless `measure` times it (measure_host_bandwidth)."""
     cores = os.cpu_count() or 1
     flags = _cpu_flags()
     width = simd_bytes(flags)
@@ -261,7 +280,7 @@ def host_cpu() -> Target:
     vector = {dt: fma * width // size for dt, size in (("float32", 4), ("float64", 8), ("int8", 1))}
     # no native fp16/bf16 FMA on most hosts: the LLVM backend widens them to float32
     vector.update(float16=vector["float32"], bfloat16=vector["float32"])
-    dram_bw = min(10 * GB * cores, 200 * GB)
+    dram_bw = measure_host_bandwidth() if measure else min(10 * GB * cores, 200 * GB)
     return Target(
         "cpu", "cpu", cores, l2, l2, smem_per_sm=l2, regs_per_sm=l2, max_blocks_per_sm=1, threads_per_block=1,
         matrix_flops={}, vector_flops=vector, sfu_ops=hz * cores * width / 4 / 10,  # ~10 cycles per exp vector
@@ -273,7 +292,7 @@ def host_cpu() -> Target:
         paths={"dram->ssd": ("nvme",), "dram->cxl": ("cxl",), "dram->remote_dram": ("rdma",)},
         launch_overhead=20 * US,
         notes=f"detected: {cores} cores, {width * 8}-bit SIMD, {hz / 1e9:.2f} GHz, L2 {l2 // KiB} KiB, "
-              f"L3 {l3 // MiB} MiB; DRAM bandwidth estimated")
+              f"L3 {l3 // MiB} MiB; DRAM bandwidth {'measured' if measure else 'estimated'}")
 
 
 TARGETS["cpu"] = host_cpu()
