@@ -96,8 +96,8 @@ def check_kind(where: str, p: ir.Buffer, a, backend: str) -> None:
         raise TilecArgumentError(f"{where}: argument '{p.name}' must be a NumPy array or a torch tensor "
                                  f"of shape {param_shape_text(p)} and dtype {p.dtype}, got {type(a).__name__}")
     if backend == "triton" and not is_torch(a):
-        raise TilecArgumentError(f"{where}: argument '{p.name}' is a NumPy array, but target='triton' takes torch "
-                                 f"tensors: pass torch.from_numpy({p.name}) (.cuda() for the GPU), or use "
+        raise TilecArgumentError(f"{where}: argument '{p.name}' is a NumPy array, but target='triton' (from the call or "
+                                 f"TILEC_TARGET) takes torch tensors: pass torch.from_numpy({p.name}) (.cuda() for the GPU), or use "
                                  f"target='llvm' for NumPy arrays")
     if backend == "llvm" and device_of(a) != "cpu":
         raise TilecArgumentError(f"{where}: argument '{p.name}' is on {device_of(a)}, but target='llvm' runs on "

@@ -102,6 +102,19 @@ def test_disk_hit_after_clearing_memory_skips_lower_and_compile(fake, cache_dir)
     assert fake.loaded[0] == fake.loaded[1] and again() == first()
 
 
+def test_triton_entry_holds_the_source_text(cache_dir, monkeypatch):
+    triton_backend = pytest.importorskip("tilec.lowering.triton")
+    lowered, loaded = [], []
+    monkeypatch.setattr(triton_backend, "lower", lambda k: lowered.append(k) or f"@triton.jit  # {k.name}")
+    monkeypatch.setattr(triton_backend, "load", lambda src, k: loaded.append(src) or (lambda *t: src))
+    compiled_kernel(double, {"N": 37}, {}, "triton", None)
+    (entry,) = entries(cache_dir)
+    assert entry.read_bytes().endswith(b"@triton.jit  # double")
+    clear_memory_cache()
+    assert compiled_kernel(double, {"N": 37}, {}, "triton", None)() == "@triton.jit  # double"
+    assert len(lowered) == 1 and loaded == ["@triton.jit  # double"] * 2
+
+
 def test_key_tells_apart_dims_config_and_backend(fake):
     launchers = {compile_double(37), compile_double(38), compile_double(37, block=32), compile_double(37, block=16)}
     assert fake.compiled == 4 and len(launchers) == 4  # block=16 spelled out differs from the default in the key
