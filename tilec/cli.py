@@ -154,7 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", choices=BACKENDS, required=True)
     p.set_defaults(run=run_lower)
 
-    # `tilec cost` (the cost model's report) registers here, as one more sub.add_parser(...).
+    from .cost.cli import add_cost_commands
+
+    add_cost_commands(sub)  # `tilec cost` and `tilec roofline`
     return parser
 
 

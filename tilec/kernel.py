@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 
-from . import __version__, ir
+from . import ir
 from .errors import TilecArgumentError
 from .frontend import parse_kernel
 from .passes import PassContext, default_pipeline
@@ -26,6 +26,7 @@ class TileKernel:
         self.__name__ = fn.__name__
         self.__doc__ = fn.__doc__
         functools.update_wrapper(self, fn)
+        self._auto: dict = {}  # (dims, fixed config, backend, arch, measured?) -> config picked by the cost model
 
     # ---------------------------------------------------------------------------------------------- stages
     @functools.cached_property
@@ -83,14 +84,60 @@ class TileKernel:
         return value if isinstance(value, str) else print_kernel(value)
 
     # ---------------------------------------------------------------------------------------------- calling
-    def __call__(self, *args, target: str | None = None, arch: str | None = None, **config):
+    def __call__(self, *args, target: str | None = None, arch: str | None = None, config=None,
+                 tune: str | None = None, **consts):
+        """Run the kernel on `args` (NumPy arrays -> LLVM on the CPU; torch CUDA tensors -> Triton). Config
+        constants come as keywords; `config="auto"` lets the cost model pick the rest with no measurement,
+        `tune="measure"` times the model's top 8 once per shape bucket and caches the winner."""
         from .runtime.args import bind_arguments, pick_backend
         from .runtime.cache import compiled_kernel
 
         backend = pick_backend(args, target or settings.target)
         dims = bind_arguments(self.ir, args, backend)
-        launcher = compiled_kernel(self, dims, config, backend, arch)
+        if config == "auto" or tune == "measure":
+            consts = {**self.auto_config(dims, consts, backend, arch, args if tune == "measure" else None), **consts}
+        elif isinstance(config, dict):
+            consts = {**config, **consts}
+        elif config is not None or tune is not None:
+            raise TilecArgumentError(f"{self.__name__}: config= takes \"auto\" or a dict and tune= takes "
+                                     f"\"measure\"; got config={config!r}, tune={tune!r}")
+        launcher = compiled_kernel(self, dims, consts, backend, arch)
         return launcher(*args)
+
+    def auto_config(self, dims: dict, fixed: dict, backend: str, arch: str | None, measure_args=None) -> dict:
+        """The cost model's config for these dims; constants in `fixed` are held at the caller's values."""
+        from .cost import autotune
+
+        hw = arch or DEFAULT_ARCH[backend]
+        space = {**autotune.default_space(self, hw), **{k: [v] for k, v in fixed.items()}}
+        key = (tuple(sorted(dims.items())), tuple(sorted(fixed.items())), backend, hw, measure_args is not None)
+        if key not in self._auto:
+            if measure_args is None:
+                self._auto[key] = autotune.pick_config(self, dims, hw, space)
+            else:
+                self._auto[key] = autotune.tune_measured(self, dims, hw, space=space,
+                                                         run=lambda cfg: self._time(measure_args, backend, arch, cfg))
+        return self._auto[key]
+
+    def _time(self, args, backend, arch, config, repeat: int = 5) -> float:
+        """Median seconds of one launch with `config` (after one warm-up call that also compiles)."""
+        import statistics
+        import time
+
+        from .runtime.args import bind_arguments
+        from .runtime.cache import compiled_kernel
+
+        launcher = compiled_kernel(self, bind_arguments(self.ir, args, backend), config, backend, arch)
+        sync = _synchronizer(args)
+        launcher(*args)
+        sync()
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            launcher(*args)
+            sync()
+            times.append(time.perf_counter() - t0)
+        return statistics.median(times)
 
     def compile(self, target: str = "llvm", arch: str | None = None, **shapes_and_config):
         """Compile ahead of a call; returns the launcher (callable with the kernel's arguments)."""
@@ -124,11 +171,19 @@ def lower(kernel: ir.Kernel, backend: str) -> str:
     raise TilecArgumentError(f"unknown target {backend!r}; use one of {', '.join(BACKENDS)}")
 
 
+def _synchronizer(args):
+    """A function that waits for the GPU when any argument is a CUDA tensor (timings must include the kernel)."""
+    for a in args:
+        if type(a).__module__.startswith("torch") and getattr(a, "is_cuda", False):
+            import torch
+
+            return torch.cuda.synchronize
+    return lambda: None
+
+
 def kernel(fn=None):
     """Decorator: `@tilec.kernel def name(A: T.Tensor[...], ..., *, block_m: int = 64): ...`."""
     if fn is None:
         return kernel
     return TileKernel(fn)
 
-
-CACHE_VERSION = __version__

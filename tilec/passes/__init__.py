@@ -8,7 +8,8 @@ from .verify import Verify
 
 
 def default_pipeline() -> list:
-    return [BindShapesAndConfig(), Simplify(), Verify(), PlaceMemory(), SoftwarePipeline(), Verify(scheduled=True)]
+    return [BindShapesAndConfig(), Simplify(), Verify(), SoftwarePipeline(), PlaceMemory(),
+            Verify(scheduled=True)]
 
 
 def run_passes(kernel, ctx: PassContext, record=None):
