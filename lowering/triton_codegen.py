@@ -6,8 +6,10 @@ Shared and fragment tiles are register tensors (Triton places shared memory itse
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from .. import ir
+from ..cost.targets import get_target
 from .triton_expr import TL_DTYPE, ExprLowering, ParallelScope, Val, cast, expand, unparen
 from .triton_layout import const_int, tiles_needing_init
 from .triton_tiles import lower_copy, lower_gemm, lower_reduce
@@ -16,6 +18,29 @@ from .triton_tiles import lower_copy, lower_gemm, lower_reduce
 #: groups 8 rows: https://triton-lang.org/main/getting-started/tutorials/03-matrix-multiplication.html)
 GROUP_ROWS = 8
 MAX_GRID_YZ = 65535  # CUDA's limit on gridDim.y and gridDim.z (CUDA C Programming Guide, "Compute Capabilities")
+#: a persistent grid pays off once there are more blocks than SMs to run them at once; `lower` knows no device, so
+#: it counts the H100's SMs (the launch uses the real device's count either way)
+PERSISTENT_ABOVE = get_target("h100").sms
+
+
+@dataclass(frozen=True)
+class Options:
+    """How `lower` writes a kernel. descriptors: tile copies that fit the bulk tensor copy engine (TMA) go through
+    tensor descriptors. persistent: one program per SM loops over the blocks (None: when the grid outnumbers the
+    SMs and the body has a pipelined loop). warp_specialize: Triton splits the persistent loop into producer and
+    consumer warps."""
+    descriptors: bool = True
+    persistent: bool | None = None
+    warp_specialize: bool = False
+
+    def header(self) -> str:
+        return (f"# lowered with descriptors={self.descriptors}, persistent={self.persistent}, "
+                f"warp_specialize={self.warp_specialize}")
+
+
+def wants_persistent(kernel: ir.Kernel) -> bool:
+    pipelined = any(isinstance(s, ir.For) and s.kind == "pipelined" for s in ir.walk_stmts(kernel.body))
+    return pipelined and math.prod(const_int(g) for g in kernel.grid) > PERSISTENT_ABOVE
 
 
 def block_order(kernel: ir.Kernel) -> str:
@@ -36,10 +61,15 @@ def launch_grid(kernel: ir.Kernel) -> tuple:
 
 
 class KernelLowering(ExprLowering):
-    def __init__(self, kernel: ir.Kernel):
+    def __init__(self, kernel: ir.Kernel, options: Options = Options()):
         super().__init__(kernel)
+        persistent = wants_persistent(kernel) if options.persistent is None else options.persistent
+        self.options = Options(options.descriptors, persistent, options.warp_specialize and persistent)
         self.need_init = tiles_needing_init(kernel)
         self.lines: list = []
+        self.prologue: list = []  # tensor descriptors, made once per program ahead of every loop
+        self.descriptors: dict = {}  # (buffer, block shape) -> descriptor name
+        self.descriptor_blocks: dict = {}  # descriptor name -> block shape
         self.depth = 1
 
     def emit(self, line: str):
@@ -49,12 +79,24 @@ class KernelLowering(ExprLowering):
         k = self.kernel
         params = [self.ident(p.name) for p in k.params]
         name = self.fresh(k.name)
+        if self.options.persistent:
+            params.append("NUM_SMS: tl.constexpr")
         self.block_indices()
         self.body(k.body)
         head = ["import triton", "import triton.language as tl", "", "",
-                f"# tilec kernel {k.name}: {', '.join(f'{n}={v}' for n, v in k.bound)}", "@triton.jit",
-                f"def {name}({', '.join(params)}):"]
-        return "\n".join(head + self.lines) + "\n"
+                f"# tilec kernel {k.name}: {', '.join(f'{n}={v}' for n, v in k.bound)}", self.options.header(),
+                "@triton.jit", f"def {name}({', '.join(params)}):"]
+        return "\n".join(head + ["    " + line for line in self.prologue] + self.lines) + "\n"
+
+    def descriptor(self, buf: ir.Buffer, shape: list, strides: list, block: list) -> str:
+        """The name of a tensor descriptor for `buf` with this block shape, made in the prologue."""
+        key = (buf.name, tuple(block))
+        if key not in self.descriptors:
+            name = self.descriptors[key] = self.fresh(f"{buf.name}_desc")
+            self.descriptor_blocks[name] = list(block)
+            self.prologue.append(f"{name} = tl.make_tensor_descriptor({self.ident(buf.name)}, shape={shape}, "
+                                 f"strides={strides}, block_shape={block})")
+        return self.descriptors[key]
 
     def block_indices(self):
         k, order = self.kernel, block_order(self.kernel)
@@ -63,12 +105,21 @@ class KernelLowering(ExprLowering):
         for v, n in zip(k.block_vars, sizes):
             self.ranges[v.name] = (0, n - 1)
             self.values[v.name] = Val(self.ident(v.name), frozenset(), "index")
-        if order == "direct":
+        if self.options.persistent:
+            # NUM_SMS programs stride over the blocks; Triton flattens this loop with the pipelined one inside, so
+            # the next block's first loads overlap this block's last MMAs and its epilogue
+            pid = self.fresh("block_id")
+            ws = ", warp_specialize=True" if self.options.warp_specialize else ""
+            self.emit(f"for {pid} in tl.range(tl.program_id(0), {math.prod(sizes)}, NUM_SMS, flatten=True{ws}):")
+            self.depth += 1
+            order = "flat" if order == "direct" else order
+        elif order == "direct":
             for d, name in enumerate(names):
                 self.emit(f"{name} = tl.program_id({d})")
             return
-        pid = self.fresh("pid")
-        self.emit(f"{pid} = tl.program_id(0)")
+        else:
+            pid = self.fresh("pid")
+            self.emit(f"{pid} = tl.program_id(0)")
         if order == "flat":
             stride = 1
             for d, (name, n) in enumerate(zip(names, sizes)):

@@ -3,6 +3,7 @@ it, and launch on the kernel's grid. CUDA tensors run the compiled kernel; CPU t
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib.util
 import math
@@ -15,11 +16,15 @@ from pathlib import Path
 from .. import ir
 from ..errors import TilecArgumentError, TilecBackendUnavailable, TilecLoweringError
 from ..settings import settings
-from .triton_codegen import launch_grid
+from .triton_codegen import KernelLowering, Options, launch_grid
 
 #: the GEMM output tile (elements) from which 8 warps pay off; Triton's matmul tutorial runs 128x256 tiles with 8
 #: warps and 64x64 ones with 4 (https://triton-lang.org/main/getting-started/tutorials/03-matrix-multiplication.html)
 EIGHT_WARPS_FROM = 128 * 128
+#: programs a persistent kernel gets under the interpreter, which runs them one after another: a few exercise the
+#: striding over blocks as well as an SM's worth would
+INTERPRETER_PROGRAMS = 3
+TMA_ALIGN = 16  # bytes: a tensor descriptor's base address (CUDA Driver API, cuTensorMapEncodeTiled)
 
 
 def write_source(source: str, name: str) -> Path:
@@ -90,6 +95,38 @@ def default_num_warps(kernel: ir.Kernel) -> int:
     return 8 if tiles and max(tiles) >= EIGHT_WARPS_FROM else 4
 
 
+def source_options(source: str) -> Options:
+    """The options `lower` wrote `source` with (its header line), for a variant of the same kernel."""
+    found = dict(re.findall(r"(\w+)=(True|False|None)", re.search(r"^# lowered with .*$", source, re.M).group(0)))
+    return Options(**{k: {"True": True, "False": False, "None": None}[v] for k, v in found.items()})
+
+
+def plain_function(source: str, kernel: ir.Kernel):
+    match = re.search(r"^@triton\.jit\ndef (\w+)\(", source, re.M)
+    if match is None:
+        raise TilecLoweringError(f"{kernel.name}: the source has no @triton.jit function")
+    raw = getattr(import_file(write_source(source, kernel.name)), match.group(1))
+    return getattr(raw, "fn", raw)  # the plain function, whichever mode triton.jit chose at import
+
+
+@functools.lru_cache(maxsize=None)
+def sm_count(device_index: int) -> int:
+    import torch
+
+    return torch.cuda.get_device_properties(device_index).multi_processor_count
+
+
+def use_torch_allocator():
+    """Kernels that make tensor descriptors need global scratch memory for them, from the allocator Triton is
+    given; give it torch's caching allocator unless the caller set one."""
+    import torch
+    import triton
+    from triton.runtime import _allocation
+
+    if isinstance(_allocation._allocator.get(), _allocation.NullAllocator):
+        triton.set_allocator(lambda size, align, stream: torch.empty(size, dtype=torch.int8, device="cuda"))
+
+
 def load(source: str, kernel: ir.Kernel, num_warps: int | None = None, num_ctas: int = 1):
     """`launcher(*tensors)` for source from `lower(kernel)`: torch tensors in parameter order."""
     try:
@@ -98,14 +135,26 @@ def load(source: str, kernel: ir.Kernel, num_warps: int | None = None, num_ctas:
     except ImportError as exc:
         raise TilecBackendUnavailable(f"the Triton backend needs triton and torch (pip install tilec[gpu]): "
                                       f"{exc}") from None
-    match = re.search(r"^@triton\.jit\ndef (\w+)\(", source, re.M)
-    if match is None:
-        raise TilecLoweringError(f"{kernel.name}: the source has no @triton.jit function")
-    raw = getattr(import_file(write_source(source, kernel.name)), match.group(1))
-    raw = getattr(raw, "fn", raw)  # the plain function, whichever mode triton.jit chose at import
+    raw = plain_function(source, kernel)
+    uses_tma = "tl.make_tensor_descriptor(" in source
+    persistent = "NUM_SMS: tl.constexpr" in source
     grid = launch_grid(kernel)
+    blocks = math.prod(grid)
     warps = num_warps or default_num_warps(kernel)
     made: dict = {}
+
+    def function(on_cpu: bool, aligned: bool):
+        """The compiled (GPU) or interpreted (CPU) kernel; a pointer-only variant where a tensor's base address
+        does not suit a tensor descriptor."""
+        if (on_cpu, aligned) not in made:
+            fn = raw
+            if not aligned:
+                options = source_options(source)
+                fn = plain_function(KernelLowering(kernel, Options(False, options.persistent,
+                                                                   options.warp_specialize)).source(), kernel)
+            # decide the mode here, not by TRITON_INTERPRET at import: CPU tensors always need the interpreter
+            made[on_cpu, aligned] = InterpretedFunction(fn) if on_cpu else JITFunction(fn)
+        return made[on_cpu, aligned]
 
     def launcher(*tensors):
         if len(tensors) != len(kernel.params):
@@ -116,13 +165,18 @@ def load(source: str, kernel: ir.Kernel, num_warps: int | None = None, num_ctas:
             raise TilecArgumentError(f"{kernel.name}: all tensors must be on one device, got "
                                      f"{', '.join(sorted(devices))}")
         on_cpu = devices == {"cpu"}
-        if on_cpu not in made:
-            # decide the mode here, not by TRITON_INTERPRET at import: CPU tensors always need the interpreter
-            made[on_cpu] = InterpretedFunction(raw) if on_cpu else JITFunction(raw)
-        if math.prod(grid) == 0:
+        if blocks == 0:
             return
+        aligned = not uses_tma or all(t.data_ptr() % TMA_ALIGN == 0 for t in tensors)
+        extra, launch = {}, grid
+        if persistent:
+            sms = INTERPRETER_PROGRAMS if on_cpu else sm_count(tensors[0].device.index or 0)
+            extra["NUM_SMS"] = sms
+            launch = (min(sms, blocks),)
+        if uses_tma and aligned and not on_cpu:
+            use_torch_allocator()
         with interpret_mode(on_cpu):
-            made[on_cpu][grid](*tensors, num_warps=warps, num_ctas=num_ctas)
+            function(on_cpu, aligned)[launch](*tensors, **extra, num_warps=warps, num_ctas=num_ctas)
 
     launcher.grid, launcher.num_warps = grid, warps
     return launcher

@@ -1,20 +1,39 @@
-"""Whole-tile statements for the Triton lowering: Copy (tl.load/tl.store with pointer arithmetic and masks, or a
-register assignment), Gemm (tl.dot) and Reduce (tl.max/tl.sum/tl.min). Each takes the `KernelLowering` `lw`."""
+"""Whole-tile statements for the Triton lowering: Copy (TMA tensor descriptors where the copy fits the engine, else
+tl.load/tl.store with pointer arithmetic and masks, or a register assignment), Gemm (tl.dot) and Reduce
+(tl.max/tl.sum/tl.min). Each takes the `KernelLowering` `lw`."""
 from __future__ import annotations
 
 import math
 
 from .. import ir
-from .triton_expr import TL_DTYPE, Val, cast, expand, literal, unparen
+from .triton_expr import TL_DTYPE, Val, cast, expand, literal, row_major_strides, unparen
 from .triton_layout import TILE_SCOPES, const_int, non_unit
 
+# The bulk tensor copy engine's limits (CUDA Driver API, cuTensorMapEncodeTiled): rank <= 5, each box dim <= 256,
+# global strides multiples of 16 bytes; Triton also wants >= 16 bytes in the box's contiguous dim.
+TMA_MAX_RANK, TMA_MAX_BOX, TMA_ALIGN = 5, 256, 16
 REDUCE_FN = {"max": "tl.max", "sum": "tl.sum", "min": "tl.min"}
 COMBINE = {"max": "tl.maximum({}, {})", "sum": "{} + {}", "min": "tl.minimum({}, {})"}
 
 
 def lower_copy(lw, s: ir.Copy):
     src, dst = lw.buffers[s.src.buffer], lw.buffers[s.dst.buffer]
-    if src.scope == "global" and dst.scope in TILE_SCOPES:
+    zero_pad = s.pad is None or (isinstance(s.pad, ir.Const) and s.pad.value == 0)
+    if src.scope == "global" and dst.scope in TILE_SCOPES and zero_pad and (desc := descriptor_for(lw, s.src, s.dst)):
+        # TMA fills out-of-bounds elements with zeros: the pointer path's masked load with other=0
+        value = f"{desc}.load([{', '.join(unparen(lw.expr(o).code) for o in s.src.origin)}])"
+        shape = lw.padding.tile_shape(dst.name)
+        if len(s.src.origin) != len(shape):
+            value = f"tl.reshape({value}, {shape})"
+        lw.emit(f"{lw.ident(dst.name)} = {value if src.dtype == dst.dtype else cast(value, dst.dtype)}")
+    elif src.scope in TILE_SCOPES and dst.scope == "global" and (desc := descriptor_for(lw, s.dst, s.src)):
+        # TMA clips the out-of-bounds part of the box: the pointer path's masked store
+        value = lw.ident(src.name) if src.dtype == dst.dtype else cast(lw.ident(src.name), dst.dtype)
+        block = lw.descriptor_blocks[desc]
+        if len(block) != len(lw.padding.tile_shape(src.name)):
+            value = f"tl.reshape({value}, {block})"
+        lw.emit(f"{desc}.store([{', '.join(unparen(lw.expr(o).code) for o in s.dst.origin)}], {value})")
+    elif src.scope == "global" and dst.scope in TILE_SCOPES:
         ptr, mask, active, whole = tile_pointers(lw, s.src, s.dst)
         # masked-off lanes get pad (or 0: padded K lanes then add nothing to a tl.dot)
         other = unparen(lw.expr(s.pad).code) if s.pad is not None else literal(0, src.dtype)
@@ -44,6 +63,35 @@ def paired_axes(lw, g: ir.Region, t: ir.Region) -> list:
         raise lw.error(f"T.copy between '{g.buffer}' and '{t.buffer}': the regions have different ranks "
                        f"({len(ga)} vs {len(ta)} non-unit dims); slice both sides to the same shape")
     return list(zip(ga, ta))
+
+
+def descriptor_for(lw, g: ir.Region, t: ir.Region):
+    """The name of a tensor descriptor that copies whole tile region `t` to or from global region `g`, or None
+    where the copy does not fit TMA: the tile's dims must map in order onto the tensor's trailing dims, and the tile
+    must need no padding (TMA moves the whole box; padded lanes would reach memory)."""
+    gbuf, tbuf = lw.buffers[g.buffer], lw.buffers[t.buffer]
+    if not lw.options.descriptors or gbuf.dtype == "bool":
+        return None
+    dims, gshape = [const_int(n) for n in tbuf.shape], [const_int(n) for n in gbuf.shape]
+    whole = all(o == ir.index(0) for o in t.origin) and tuple(t.extents) == tuple(tbuf.shape)
+    if not whole or tuple(dims) != lw.padding.tile_shape(tbuf.name) or len(gshape) > TMA_MAX_RANK:
+        return None
+    pairs = paired_axes(lw, g, t)
+    g_axes, t_axes = [d for d, _ in pairs], [k for _, k in pairs]
+    rank = len(gshape)
+    if g_axes != list(range(rank - len(pairs), rank)) or t_axes != sorted(t_axes):
+        return None
+    if any(n != 1 for k, n in enumerate(dims) if k not in t_axes):
+        return None
+    block = [1] * (rank - len(pairs)) + [dims[k] for k in t_axes]
+    if any(not isinstance(e, ir.Const) or const_int(e) != n for e, n in zip(g.extents, block)):
+        return None
+    size = ir.ITEMSIZE[gbuf.dtype]
+    strides = row_major_strides(gshape)
+    if (max(block) > TMA_MAX_BOX or block[-1] * size < TMA_ALIGN
+            or any(st * size % TMA_ALIGN for st in strides[:-1])):
+        return None
+    return lw.descriptor(gbuf, gshape, strides, block)
 
 
 def tile_pointers(lw, g: ir.Region, t: ir.Region) -> tuple:
