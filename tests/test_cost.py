@@ -173,13 +173,9 @@ def test_transfer_is_latency_plus_bytes_over_slowest_link():
 
 
 def test_cli_cost_and_roofline(tmp_path, capsys):
-    import argparse
-
     from tilec.cli import build_parser
-    from tilec.cost.cli import add_cost_commands
 
     parser = build_parser()
-    add_cost_commands(next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)))
     sets = ["--set", "M=512", "--set", "N=512", "--set", "K=512"]
     args = parser.parse_args(["cost", f"{__file__}::matmul", *sets, "--top", "3"])
     assert args.run(args) == 0
