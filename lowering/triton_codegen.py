@@ -71,6 +71,9 @@ class KernelLowering(ExprLowering):
         self.descriptors: dict = {}  # (buffer, block shape) -> descriptor name
         self.descriptor_blocks: dict = {}  # descriptor name -> block shape
         self.depth = 1
+        self.loop_depth = 0  # For loops around the statement being lowered
+        self.persistent_loop = None  # index of the persistent loop's line
+        self.block_level_tma_load = False  # a descriptor load outside every loop of the block body
 
     def emit(self, line: str):
         self.lines.append("    " * self.depth + line)
@@ -83,6 +86,10 @@ class KernelLowering(ExprLowering):
             params.append("NUM_SMS: tl.constexpr")
         self.block_indices()
         self.body(k.body)
+        if self.persistent_loop is not None and self.block_level_tma_load:
+            # Triton (3.9) fails to lower a TMA load outside the inner loop of a flattened nest (e.g. attention's Q
+            # tile); such a kernel keeps its loops apart
+            self.lines[self.persistent_loop] = self.lines[self.persistent_loop].replace(", flatten=True", "")
         head = ["import triton", "import triton.language as tl", "", "",
                 f"# tilec kernel {k.name}: {', '.join(f'{n}={v}' for n, v in k.bound)}", self.options.header(),
                 "@triton.jit", f"def {name}({', '.join(params)}):"]
@@ -110,6 +117,7 @@ class KernelLowering(ExprLowering):
             # the next block's first loads overlap this block's last MMAs and its epilogue
             pid = self.fresh("block_id")
             ws = ", warp_specialize=True" if self.options.warp_specialize else ""
+            self.persistent_loop = len(self.lines)  # flatten=True is taken back if the body rules it out
             self.emit(f"for {pid} in tl.range(tl.program_id(0), {math.prod(sizes)}, NUM_SMS, flatten=True{ws}):")
             self.depth += 1
             order = "flat" if order == "direct" else order
@@ -247,7 +255,9 @@ class KernelLowering(ExprLowering):
         else:
             self.emit(f"for {var} in range({start}, {stop}, {step}):")
         self.depth += 1
+        self.loop_depth += 1
         self.body(s.body)
+        self.loop_depth -= 1
         self.depth -= 1
 
     def stmt_if(self, s: ir.If):

@@ -21,6 +21,7 @@ def lower_copy(lw, s: ir.Copy):
     zero_pad = s.pad is None or (isinstance(s.pad, ir.Const) and s.pad.value == 0)
     if src.scope == "global" and dst.scope in TILE_SCOPES and zero_pad and (desc := descriptor_for(lw, s.src, s.dst)):
         # TMA fills out-of-bounds elements with zeros: the pointer path's masked load with other=0
+        lw.block_level_tma_load |= lw.loop_depth == 0
         value = f"{desc}.load([{', '.join(unparen(lw.expr(o).code) for o in s.src.origin)}])"
         shape = lw.padding.tile_shape(dst.name)
         if len(s.src.origin) != len(shape):

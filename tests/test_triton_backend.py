@@ -127,9 +127,21 @@ def bad_tile_read(X: T.Tensor[("N",), "float32"], Y: T.Tensor[("N",), "float32"]
             Y[i] = x[15 - i]
 
 
-def run(kernel, dims, config, *arrays):
+@tilec.kernel
+def scale_batched(X: T.Tensor[("B", "M", "N"), "float32"], Y: T.Tensor[("B", "M", "N"), "float32"], *,
+                  block_m: int = 8, block_n: int = 16):
+    """2-D tiles of 3-D tensors: descriptors with a unit leading box dim."""
+    with T.Kernel(T.ceildiv(N, block_n), T.ceildiv(M, block_m), B) as (bx, by, bz):
+        x = T.alloc_fragment((block_m, block_n), "float32")
+        T.copy(X[bz, by * block_m, bx * block_n], x)
+        for i, j in T.Parallel(block_m, block_n):
+            x[i, j] = x[i, j] * 2.0
+        T.copy(x, Y[bz, by * block_m, bx * block_n])
+
+
+def run(kernel, dims, config, *arrays, **options):
     bound = kernel.specialize(dims, config, "triton")
-    source = lower(bound)
+    source = lower(bound, **options)
     tensors = [torch.from_numpy(np.ascontiguousarray(a)) for a in arrays]
     load(source, bound)(*tensors)
     return [t.numpy() for t in tensors], source
@@ -210,6 +222,81 @@ def test_reading_a_tile_at_a_computed_index_is_refused_with_location():
         lower(bad_tile_read.specialize({"N": 16}, {}, "triton"))
 
 
+def test_descriptors_for_aligned_gemm_pointers_for_unaligned():
+    aligned = lower(matmul_half.specialize({"M": 64, "N": 64, "K": 64}, {}, "triton"))
+    for name in ("A", "B", "C"):
+        assert f"{name}_desc = tl.make_tensor_descriptor({name}, " in aligned
+    assert "tl.load(" not in aligned and "tl.store(" not in aligned
+    assert "A_desc.load([by * 32, k * 16])" in aligned and "C_desc.store([by * 32, bx * 32], acc)" in aligned
+    # K=33 fp16: A's rows are 66 bytes, not a multiple of 16, so A keeps the pointer path; B's rows are 128
+    unaligned = lower(matmul_half.specialize({"M": 64, "N": 64, "K": 33}, {}, "triton"))
+    assert "A_desc" not in unaligned and "tl.load(A + " in unaligned and "B_desc.load(" in unaligned
+    assert "make_tensor_descriptor" not in lower(matmul_half.specialize({"M": 64, "N": 64, "K": 64}, {}, "triton"),
+                                                 descriptors=False)
+
+
+@pytest.mark.parametrize("m,n,k", [(130, 72, 40), (5, 8, 8)])
+def test_descriptor_copies_zero_fill_and_clip(m, n, k):
+    """TMA boxes past the tensor's edge: loads read zeros, stores leave the memory beyond the edge alone."""
+    a, b = rand(m, k, dtype=np.float16), rand(k, n, dtype=np.float16)
+    (_, _, c), source = run(matmul_half, {"M": m, "N": n, "K": k}, {}, a, b, np.zeros((m, n), np.float32))
+    assert source.count("make_tensor_descriptor") == 3
+    np.testing.assert_allclose(c, a.astype(np.float64) @ b.astype(np.float64), rtol=2e-3, atol=2e-3)
+
+
+def test_descriptor_of_a_3d_tensor_with_unit_leading_box():
+    x = rand(3, 10, 12)
+    (_, y), source = run(scale_batched, {"B": 3, "M": 10, "N": 12}, {}, x, np.zeros_like(x))
+    assert "block_shape=[1, 8, 16]" in source and "tl.reshape(" in source
+    np.testing.assert_allclose(y, 2 * x, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("warp_specialize", [False, True])
+def test_persistent_grid_strides_over_blocks(warp_specialize):
+    m, n, k = 100, 70, 40  # 4 x 3 blocks over 3 interpreted programs
+    a, b = rand(m, k), rand(k, n)
+    (_, _, c), source = run(matmul, {"M": m, "N": n, "K": k}, {}, a, b, np.zeros((m, n), np.float32),
+                            persistent=True, warp_specialize=warp_specialize)
+    assert "NUM_SMS: tl.constexpr" in source and "tl.range(tl.program_id(0), 12, NUM_SMS, flatten=True" in source
+    assert ("warp_specialize=True" in source) == warp_specialize
+    np.testing.assert_allclose(c, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4)
+
+
+def test_persistent_only_for_pipelined_grids_larger_than_the_sms():
+    big, small = {"M": 512, "N": 512, "K": 64}, {"M": 256, "N": 256, "K": 64}  # 256 and 64 blocks of 32x32
+    assert "NUM_SMS" in lower(matmul.specialize(big, {}, "triton"))
+    assert "NUM_SMS" not in lower(matmul.specialize(small, {}, "triton"))
+    assert "NUM_SMS" not in lower(matmul_tt.specialize(big, {}, "triton"))  # no pipelined loop
+
+
+def test_persistent_loop_not_flattened_around_a_block_level_tma_load():
+    from tilec.ops.attention import flash_attention_kernel
+
+    source = lower(flash_attention_kernel("float16").specialize(ATTENTION_DIMS, ATTENTION_CONFIG, "triton"))
+    assert "Q_desc.load(" in source and "NUM_SMS" in source and "flatten" not in source
+    assert "flatten=True" in lower(matmul.specialize({"M": 512, "N": 512, "K": 64}, {}, "triton"))
+
+
+def test_misaligned_base_address_falls_back_to_pointers(monkeypatch):
+    from tilec.lowering import triton_launch
+
+    made = []
+    real = triton_launch.plain_function
+    monkeypatch.setattr(triton_launch, "plain_function", lambda src, k: made.append(src) or real(src, k))
+    m = n = k = 16
+    a, b = rand(m, k), rand(k, n)
+    bound = matmul.specialize({"M": m, "N": n, "K": k}, {}, "triton")
+    flat = torch.zeros(m * k + 1)
+    flat[1:] = torch.from_numpy(a.ravel())
+    c = torch.zeros(m, n)
+    load(lower(bound), bound)(flat[1:].view(m, k), torch.from_numpy(b), c)  # A starts 4 bytes into its buffer
+    assert "make_tensor_descriptor" in made[0] and "make_tensor_descriptor" not in made[-1]
+    np.testing.assert_allclose(c.numpy(), a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4)
+
+
+ATTENTION_DIMS = {"B": 2, "HQ": 16, "HKV": 4, "SQ": 2048, "SKV": 2048, "D": 64}
+ATTENTION_CONFIG = {"block_m": 128, "block_n": 64, "num_stages": 2}
+
 GPU_IMPORT_SCRIPT = """
 import json, os, sys
 os.environ.pop("TRITON_INTERPRET", None)
@@ -227,27 +314,37 @@ out["ttgir"] = {name: t.compile_sm90(getattr(t, name), dims, config, warps) for 
     ("softmax", {"M": 10, "N": 37}, {}, 4),
     ("gather_tile", {"V": 11, "D": 13, "R": 7}, {}, 4),
     ("row_sums", {"R": 5, "C": 6}, {}, 4)]}
+out["persistent_tma_ptx"] = t.compile_sm90(t.matmul_half, {"M": 2048, "N": 2048, "K": 2048},
+                                           {"block_m": 128, "block_n": 128, "block_k": 64}, 8, "ptx")
+from tilec.ops.attention import flash_attention_kernel
+out["persistent_attention_ptx"] = t.compile_sm90(flash_attention_kernel("float16"), t.ATTENTION_DIMS,
+                                                 t.ATTENTION_CONFIG, 8, "ptx")
 print(json.dumps(out))
 """
 
 
-def compile_sm90(kernel, dims, config, num_warps=4):
-    """Triton's TTGIR for an H100 (sm_90), compiled on this machine: the NVIDIA backend ships with triton."""
+def compile_sm90(kernel, dims, config, num_warps=4, stage="ttgir"):
+    """Triton's TTGIR (or PTX) for an H100 (sm_90), compiled on this machine: the NVIDIA backend ships with
+    triton."""
     from triton.backends.compiler import GPUTarget
     from triton.runtime.jit import JITFunction
 
     from tilec.lowering.triton_launch import import_file, interpret_mode, write_source
 
     bound = kernel.specialize(dims, config, "triton")
-    fn = getattr(import_file(write_source(lower(bound), bound.name)), bound.name)
+    source = lower(bound)
+    fn = getattr(import_file(write_source(source, bound.name)), bound.name)
     types = {"float32": "*fp32", "float16": "*fp16", "int32": "*i32"}
     signature = {p.name: types[p.dtype] for p in bound.params}
     aligned = {(i,): [["tt.divisibility", 16]] for i in range(len(signature))}  # as Triton's launcher specialises
+    constants = {}
+    if "NUM_SMS: tl.constexpr" in source:  # persistent: the launcher passes the SM count
+        signature["NUM_SMS"], constants["NUM_SMS"] = "constexpr", 132
     with interpret_mode(False):
-        compiled = triton.compile(triton.compiler.ASTSource(JITFunction(getattr(fn, "fn", fn)), signature, {},
-                                                            aligned),
+        compiled = triton.compile(triton.compiler.ASTSource(JITFunction(getattr(fn, "fn", fn)), signature,
+                                                            constants, aligned),
                                   target=GPUTarget("cuda", 90, 32), options={"num_warps": num_warps})
-    return compiled.asm["ttgir"]
+    return compiled.asm[stage]
 
 
 @pytest.fixture(scope="module")
@@ -272,3 +369,11 @@ def test_compiles_for_h100_and_reaches_the_pipeliner(gpu_import_run):
     assert "warp_group_dot" in ttgir  # Hopper wgmma
     for name in ("softmax", "gather_tile", "row_sums"):
         assert "tt.func public @" + name in gpu_import_run["ttgir"][name]
+
+
+def test_persistent_tma_gemm_compiles_to_bulk_tensor_copies_and_wgmma(gpu_import_run):
+    ptx = gpu_import_run["persistent_tma_ptx"]
+    assert "cp.async.bulk.tensor" in ptx  # TMA loads and the TMA store of C
+    assert "wgmma.mma_async" in ptx
+    attention = gpu_import_run["persistent_attention_ptx"]  # Q by TMA ahead of the K/V loop, in a persistent grid
+    assert "cp.async.bulk.tensor" in attention and "wgmma.mma_async" in attention
