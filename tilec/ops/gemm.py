@@ -156,6 +156,10 @@ def gemm(a, b, *, trans_a: bool = False, trans_b: bool = False, out_dtype=None, 
     defaults = default_config(backend)
     if backend == "triton" and in_dtype == "float64":
         defaults["num_stages"] = 1  # 8-byte tiles: 3 stages would need 384 KiB of shared memory
+    if backend == "triton" and in_dtype in ("float16", "bfloat16"):
+        # 2-byte tiles leave room for 128x256 (3 stages: 144 KiB); measured on an H100, 4096^3 fp16, host-call
+        # time included: 0.199 ms against 0.250 ms for 128x128x64
+        defaults["block_n"] = 256
     config = {**defaults, **config}
     kernel(make_contiguous(a), make_contiguous(b), c, target=target, **config)
     return c
