@@ -95,13 +95,20 @@ def bound_kernels(runs: list) -> list:
     return out
 
 
+def predicted(bound, target) -> float:
+    """Predicted seconds of one bound kernel, or of a list of them launched one after the other."""
+    kernels = bound if isinstance(bound, (list, tuple)) else [bound]
+    return sum(model.predict(b, target).time_s for b in kernels)
+
+
 def log_error(cases, target_name) -> float:
-    errs = [math.log(model.predict(b, t).time_s / m) ** 2 for b, t, m in cases if t == target_name]
+    errs = [math.log(predicted(b, t) / m) ** 2 for b, t, m in cases if t == target_name]
     return math.sqrt(sum(errs) / len(errs))
 
 
 def fit(cases, target_name: str, rounds: int = 3) -> dict:
-    """Efficiency constants of one target that minimise the RMS log error over its measured cases."""
+    """Efficiency constants of one target that minimise the RMS log error over its measured cases
+    [(bound kernel or list of them, target name, measured seconds)]. Leaves them in the model's table."""
     target = get_target(target_name)
     base = model.efficiency(target)
     fitted = {k: base[k] for k in FITTED}
@@ -140,11 +147,17 @@ def main(argv=None) -> int:
         print(f"  {b.name:8s} {dict(b.bound)}: measured {m * 1e6:10.1f} us, predicted "
               f"{model.predict(b, t).time_s * 1e6:10.1f} us")
     if args.write:
-        merged = {**original, **{k: {**original.get(k, {}), **{n: round(v, 3) for n, v in f.items()}}
-                                 for k, f in result.items()}}
-        model.CALIBRATION.write_text(json.dumps(merged, indent=1) + "\n")
-        print(f"wrote {model.CALIBRATION}")
+        write_constants(result, original)
     return 0
+
+
+def write_constants(fitted: dict, original: dict | None = None) -> None:
+    """Merge {target: {constant: value}} into calibration.json (over `original`, default the file as read)."""
+    original = json.loads(model.CALIBRATION.read_text()) if original is None else original
+    merged = {**original, **{k: {**original.get(k, {}), **{n: round(v, 3) for n, v in f.items()}}
+                             for k, f in fitted.items()}}
+    model.CALIBRATION.write_text(json.dumps(merged, indent=1) + "\n")
+    print(f"wrote {model.CALIBRATION}")
 
 
 if __name__ == "__main__":

@@ -116,7 +116,7 @@ def assert_round_trip(k: ir.Kernel, locs=False) -> str:
     return text
 
 
-@pytest.mark.parametrize("make", variants())
+@pytest.mark.parametrize("make", list(variants()))
 def test_round_trip(make):
     k = make()
     assert_round_trip(k)

@@ -130,6 +130,14 @@ class Counting:
         """How many times a statement at this point runs, all blocks together."""
         return self.blocks * math.prod(len(v) for v in self.loops.values())
 
+    def extent(self, e) -> int:
+        """A region extent: a Const, or an expression whose variables cancel (`h*4 + 4 - h*4` from a slice
+        `h*4:h*4+4` that simplify left unfolded): its largest value at the first block and loop iteration."""
+        if isinstance(e, ir.Const):
+            return int(e.value)
+        env = {**self.block_linear, **{k: v[0] for k, v in self.loops.items() if len(v)}}
+        return int(np.max(evaluate(self.subst(e), env, loads_as=0)))
+
     def region_elements(self, region: ir.Region, shape) -> float:
         """Elements of `region` inside the tensor, summed over every block and loop iteration in scope."""
         domain = self.domain()
@@ -138,9 +146,9 @@ class Counting:
         for o, e, n in zip(region.origin, region.extents, shape):
             o = self.subst(o)
             if has_load(o) or not free_vars(o) <= set(domain):
-                unclipped *= _ival(e)  # data-dependent origin: assume all in bounds
+                unclipped *= self.extent(e)  # data-dependent origin: assume all in bounds
                 continue
-            axes.append((o, _ival(e), _ival(n), free_vars(o)))
+            axes.append((o, self.extent(e), _ival(n), free_vars(o)))
         # group axes that share variables (union-find over variable names)
         parent = {v: v for v in domain}
 
@@ -268,7 +276,7 @@ class Counting:
         src, dst = self.buffers[stmt.src.buffer], self.buffers[stmt.dst.buffer]
         for region, buf, other in ((stmt.src, src, stmt.dst), (stmt.dst, dst, stmt.src)):
             if buf.scope == "shared":
-                phase.shared_bytes += math.prod(_ival(e) for e in region.extents) * ir.ITEMSIZE[buf.dtype] \
+                phase.shared_bytes += math.prod(self.extent(e) for e in region.extents) * ir.ITEMSIZE[buf.dtype] \
                     * self.executions()
         if src.scope == "global":
             nbytes = self.region_elements(stmt.src, src.shape) * ir.ITEMSIZE[src.dtype]
