@@ -127,6 +127,19 @@ def test_paged_half_mha_many_splits():
     np.testing.assert_allclose(out.astype(np.float64), ref, atol=3e-3, rtol=3e-3)
 
 
+@pytest.mark.parametrize("pages_per_iter, splits", [(1, 1), (3, 1), (3, 4), (8, 2)])
+def test_paged_pages_per_step(pages_per_iter, splits):
+    # steps of several pages: a step that runs past a sequence's last page (unused table entries are -1) or past
+    # its split's last page must mask those tokens, on both backends
+    q, kc, vc, table, lens = paged_cache(3, 4, 2, 32, 30, 5, [23, 1, 41])
+    ref = paged_ref(q, kc, vc, table, lens)
+    out = paged_attention(q, kc, vc, table, lens, num_splits=splits, pages_per_iter=pages_per_iter)
+    np.testing.assert_allclose(out, ref, atol=2e-5, rtol=2e-5)
+    out = paged_attention(*(torch.from_numpy(x) for x in (q, kc, vc, table, lens)), num_splits=splits,
+                          target="triton", pages_per_iter=pages_per_iter)
+    np.testing.assert_allclose(out.numpy(), ref, atol=2e-5, rtol=2e-5)
+
+
 def test_paged_all_empty():
     q, kc, vc, table, lens = paged_cache(2, 2, 1, 64, 4, 8, [0, 0])
     assert not paged_attention(q, kc, vc, table, lens).any()

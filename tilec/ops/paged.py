@@ -32,6 +32,11 @@ OP = "paged_attention"
 #: ran at 98 GB/s unsplit, 354 GB/s in 9 splits and 653 GB/s in 17. CPU: one block per thread. The interpreter is
 #: never split unless asked.
 SPLIT_BELOW_BLOCKS = {"triton": 132, "llvm": settings.num_threads, "interpreter": 0}
+#: pages gathered per loop step and the loop's pipeline depth. One 16-token page per step left the H100 waiting on
+#: each page's latency (684 GB/s at bs32 ctx4096); several pages per step and a pipelined loop keep more loads in
+#: flight. The interpreter takes two so the multi-page path is what the CPU tests run.
+STEP_CONFIG = {"triton": dict(pages_per_iter=4, num_stages=3), "llvm": dict(pages_per_iter=4, num_stages=1),
+               "interpreter": dict(pages_per_iter=2, num_stages=1)}
 MIN_PAGES_PER_SPLIT = 4  # below this a split's fixed cost (its stores and the reduce) outweighs its work
 
 
@@ -44,13 +49,14 @@ def paged_decode_kernel(dtype: str):
                                KC: T.Tensor[("NB", "BS", "HKV", "D"), dtype],
                                VC: T.Tensor[("NB", "BS", "HKV", "D"), dtype],
                                BT: T.Tensor[("NSEQ", "MAXB"), "int32"], CL: T.Tensor[("NSEQ",), "int32"],
-                               O: T.Tensor[("NSEQ", "HQ", "D"), dtype], *, group: int = 1, scale_log2: float = 1.0):
+                               O: T.Tensor[("NSEQ", "HQ", "D"), dtype], *, group: int = 1, scale_log2: float = 1.0,
+                               pages_per_iter: int = 1, num_stages: int = 1):
         with T.Kernel(HKV, NSEQ) as (hk, sq):
             q = T.alloc_shared((group, D), dtype)
-            kt = T.alloc_shared((BS, D), dtype)
-            vt = T.alloc_shared((BS, D), dtype)
-            s = T.alloc_fragment((group, BS), "float32")
-            p = T.alloc_fragment((group, BS), dtype)
+            kt = T.alloc_shared((BS * pages_per_iter, D), dtype)
+            vt = T.alloc_shared((BS * pages_per_iter, D), dtype)
+            s = T.alloc_fragment((group, BS * pages_per_iter), "float32")
+            p = T.alloc_fragment((group, BS * pages_per_iter), dtype)
             acc = T.alloc_fragment((group, D), "float32")
             m = T.alloc_fragment((group,), "float32")
             m_prev = T.alloc_fragment((group,), "float32")
@@ -63,20 +69,25 @@ def paged_decode_kernel(dtype: str):
             T.fill(m, -T.infinity("float32"))
             T.clear(l)
             T.clear(acc)
-            for j in T.serial(T.ceildiv(ctx, BS)):
-                blk = BT[sq, j]
-                T.copy(KC[blk, 0:BS, hk, 0:D], kt)
-                T.copy(VC[blk, 0:BS, hk, 0:D], vt)
+            npages = T.ceildiv(ctx, BS)
+            for j in T.Pipelined(T.ceildiv(npages, pages_per_iter), num_stages=num_stages):
+                # token t of this step's tile lies in page j * pages_per_iter + t // BS; pages past the sequence's
+                # end read page 0 (always there) and are masked below
+                for t, d in T.Parallel(BS * pages_per_iter, D):
+                    pg = j * pages_per_iter + t // BS
+                    blk = T.where(pg < npages, BT[sq, T.min(pg, MAXB - 1)], 0)
+                    kt[t, d] = KC[blk, t % BS, hk, d]
+                    vt[t, d] = VC[blk, t % BS, hk, d]
                 T.clear(s)
                 T.gemm(q, kt, s, transpose_b=True)
-                for i, t in T.Parallel(group, BS):
-                    s[i, t] = T.where(j * BS + t < ctx, s[i, t] * scale_log2, -T.infinity("float32"))
+                for i, t in T.Parallel(group, BS * pages_per_iter):
+                    s[i, t] = T.where(j * pages_per_iter * BS + t < ctx, s[i, t] * scale_log2, -T.infinity("float32"))
                 T.copy(m, m_prev)
                 T.reduce_max(s, m, dim=1, clear=False)
                 for i in T.Parallel(group):
                     m_safe[i] = T.where(m[i] == -T.infinity("float32"), 0.0, m[i])
                     alpha[i] = T.exp2(m_prev[i] - m_safe[i])
-                for i, t in T.Parallel(group, BS):
+                for i, t in T.Parallel(group, BS * pages_per_iter):
                     s[i, t] = T.exp2(s[i, t] - m_safe[i])
                     p[i, t] = s[i, t]
                 T.reduce_sum(s, row_sum, dim=1)
@@ -106,13 +117,14 @@ def paged_split_kernel(dtype: str):
                               Mp: T.Tensor[("NSEQ", "HQ", "NSPLIT"), "float32"],
                               Lp: T.Tensor[("NSEQ", "HQ", "NSPLIT"), "float32"],
                               Ap: T.Tensor[("NSEQ", "NSPLIT", "HQ", "D"), "float32"],
-                              *, group: int = 1, pages_per_split: int = 16, scale_log2: float = 1.0):
+                              *, group: int = 1, pages_per_split: int = 16, scale_log2: float = 1.0,
+                              pages_per_iter: int = 1, num_stages: int = 1):
         with T.Kernel(HKV, NSEQ, NSPLIT) as (hk, sq, sp):
             q = T.alloc_shared((group, D), dtype)
-            kt = T.alloc_shared((BS, D), dtype)
-            vt = T.alloc_shared((BS, D), dtype)
-            s = T.alloc_fragment((group, BS), "float32")
-            p = T.alloc_fragment((group, BS), dtype)
+            kt = T.alloc_shared((BS * pages_per_iter, D), dtype)
+            vt = T.alloc_shared((BS * pages_per_iter, D), dtype)
+            s = T.alloc_fragment((group, BS * pages_per_iter), "float32")
+            p = T.alloc_fragment((group, BS * pages_per_iter), dtype)
             acc = T.alloc_fragment((group, D), "float32")
             m = T.alloc_fragment((group,), "float32")
             m_prev = T.alloc_fragment((group,), "float32")
@@ -125,20 +137,25 @@ def paged_split_kernel(dtype: str):
             T.fill(m, -T.infinity("float32"))
             T.clear(l)
             T.clear(acc)
-            for j in T.serial(sp * pages_per_split, T.min((sp + 1) * pages_per_split, T.ceildiv(ctx, BS))):
-                blk = BT[sq, j]
-                T.copy(KC[blk, 0:BS, hk, 0:D], kt)
-                T.copy(VC[blk, 0:BS, hk, 0:D], vt)
+            first = sp * pages_per_split
+            end = T.min(first + pages_per_split, T.ceildiv(ctx, BS))  # this split's pages: [first, end)
+            for j in T.Pipelined(T.ceildiv(T.max(end - first, 0), pages_per_iter), num_stages=num_stages):
+                for t, d in T.Parallel(BS * pages_per_iter, D):
+                    pg = first + j * pages_per_iter + t // BS
+                    blk = T.where(pg < end, BT[sq, T.min(pg, MAXB - 1)], 0)
+                    kt[t, d] = KC[blk, t % BS, hk, d]
+                    vt[t, d] = VC[blk, t % BS, hk, d]
                 T.clear(s)
                 T.gemm(q, kt, s, transpose_b=True)
-                for i, t in T.Parallel(group, BS):
-                    s[i, t] = T.where(j * BS + t < ctx, s[i, t] * scale_log2, -T.infinity("float32"))
+                for i, t in T.Parallel(group, BS * pages_per_iter):
+                    tok = (first + j * pages_per_iter) * BS + t
+                    s[i, t] = T.where(tok < T.min(ctx, end * BS), s[i, t] * scale_log2, -T.infinity("float32"))
                 T.copy(m, m_prev)
                 T.reduce_max(s, m, dim=1, clear=False)
                 for i in T.Parallel(group):
                     m_safe[i] = T.where(m[i] == -T.infinity("float32"), 0.0, m[i])
                     alpha[i] = T.exp2(m_prev[i] - m_safe[i])
-                for i, t in T.Parallel(group, BS):
+                for i, t in T.Parallel(group, BS * pages_per_iter):
                     s[i, t] = T.exp2(s[i, t] - m_safe[i])
                     p[i, t] = s[i, t]
                 T.reduce_sum(s, row_sum, dim=1)
@@ -193,7 +210,7 @@ def paged_reduce_kernel(dtype: str):
 
 
 def paged_attention(q, k_cache, v_cache, block_table, context_lens, *, scale: float | None = None,
-                    num_splits: int | None = None, check: bool = True, target: str | None = None):
+                    num_splits: int | None = None, check: bool = True, target: str | None = None, **config):
     """Attention of each sequence's one new query token over its cached tokens.
 
     q [num_seqs, Hq, D]; k_cache, v_cache [num_blocks, block_size, Hkv, D] (Hq a multiple of Hkv); block_table
@@ -201,6 +218,7 @@ def paged_attention(q, k_cache, v_cache, block_table, context_lens, *, scale: fl
     its output is zeros). Returns [num_seqs, Hq, D] of q's kind and dtype. scale defaults to 1/sqrt(D).
     num_splits: pages split over this many blocks per sequence (None picks, 1 never splits).
     check=False skips the host check of the page ids and lengths (unsafe: a bad one reads outside the cache).
+    `config` overrides pages_per_iter (pages per loop step) and num_stages.
     """
     nseq, hq, d, nblocks, bsize, hkv, maxb = check_paged_inputs(q, k_cache, v_cache, block_table, context_lens)
     if check:
@@ -218,18 +236,21 @@ def paged_attention(q, k_cache, v_cache, block_table, context_lens, *, scale: fl
     q, k_cache, v_cache = (_host.contiguous(x) for x in (q, k_cache, v_cache))
     table, lens_dev = _host.as_int32(OP, "block_table", block_table), _host.as_int32(OP, "context_lens", context_lens)
     pages = -(-longest // bsize)
-    splits = num_splits or pick_num_splits(nseq * hkv, pages, backend_for(q, target))
+    where = backend_for(q, target)
+    step = {**STEP_CONFIG[where], **config}
+    step["pages_per_iter"] = max(1, min(step["pages_per_iter"], pages))  # no step wider than the longest sequence
+    splits = num_splits or pick_num_splits(nseq * hkv, pages, where)
     per_split = -(-pages // max(1, splits))
     splits = -(-pages // per_split)  # no split left empty for the longest sequence
     if splits == 1:
         paged_decode_kernel(dtype)(q, k_cache, v_cache, table, lens_dev, out, target=target, group=group,
-                                   scale_log2=scale * LOG2E)
+                                   scale_log2=scale * LOG2E, **step)
         return out
     m = _host.zeros(q, (nseq, hq, splits), "float32")
     l = _host.zeros(q, (nseq, hq, splits), "float32")  # noqa: E741
     acc = _host.zeros(q, (nseq, splits, hq, d), "float32")
     paged_split_kernel(dtype)(q, k_cache, v_cache, table, lens_dev, m, l, acc, target=target, group=group,
-                              pages_per_split=per_split, scale_log2=scale * LOG2E)
+                              pages_per_split=per_split, scale_log2=scale * LOG2E, **step)
     paged_reduce_kernel(dtype)(m, l, acc, out, target=target)
     return out
 
