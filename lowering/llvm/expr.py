@@ -8,12 +8,13 @@ from tilec import ir
 from tilec.errors import TilecLoweringError
 
 from . import dtypes as dt
+from . import vecmath
 
 _ICMP = {"<": "<", "<=": "<=", ">": ">", ">=": ">=", "==": "==", "!=": "!="}
 # Python compares floats with ordered predicates except `!=`, which is true when either side is NaN.
 _FCMP_ORDERED = ("<", "<=", ">", ">=", "==")
-_FLOAT_INTRINSIC = {"exp": "llvm.exp", "exp2": "llvm.exp2", "log": "llvm.log", "log2": "llvm.log2",
-                    "sqrt": "llvm.sqrt", "abs": "llvm.fabs"}
+# exp/log go through vecmath (inline code the vectoriser widens), not llvm.exp (a libm call per element).
+_FLOAT_INTRINSIC = {"sqrt": "llvm.sqrt", "abs": "llvm.fabs"}
 
 
 def emit(cg, e):
@@ -128,6 +129,8 @@ def unary(cg, op, x, dtype):
     one = llir.Constant(x.type, 1.0)
     if op == "neg":
         y = b.fneg(x)
+    elif op in vecmath.FUNCTIONS:
+        y = vecmath.emit(cg, op, x)
     elif op in _FLOAT_INTRINSIC:
         y = cg.intrinsic(_FLOAT_INTRINSIC[op], x.type, [x])
     elif op == "rsqrt":
@@ -135,9 +138,9 @@ def unary(cg, op, x, dtype):
     elif op == "relu":
         y = cg.intrinsic("llvm.maxnum", x.type, [x, llir.Constant(x.type, 0.0)])
     elif op == "sigmoid":
-        y = b.fdiv(one, b.fadd(one, cg.intrinsic("llvm.exp", x.type, [b.fneg(x)])))
+        y = b.fdiv(one, b.fadd(one, vecmath.emit(cg, "exp", b.fneg(x))))
     elif op == "tanh":  # 1 - 2 / (exp(2x) + 1): finite for every x (exp overflow gives 1)
-        e2x = cg.intrinsic("llvm.exp", x.type, [b.fmul(x, llir.Constant(x.type, 2.0))])
+        e2x = vecmath.emit(cg, "exp", b.fmul(x, llir.Constant(x.type, 2.0)))
         y = b.fsub(one, b.fdiv(llir.Constant(x.type, 2.0), b.fadd(e2x, one)))
     else:
         raise TilecLoweringError(f"unknown unary operator {op!r}")

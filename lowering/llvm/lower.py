@@ -80,6 +80,7 @@ class KernelLowering:
         self.shapes: dict = {}
         self._intrinsics: dict = {}
         self.gemm_scratch: dict = {}  # id(Gemm stmt) -> packed-B pointer
+        self.scratch_regions: dict = {}  # id(base pointer of a tile or packed panel) -> its alias scope name
 
     # ------------------------------------------------------------------------------------------ entry point
     def lower(self) -> str:
@@ -101,10 +102,12 @@ class KernelLowering:
         scratch = fn.args[-1]
         for i, stmt in enumerate(ir.walk_stmts(k.body)):
             if isinstance(stmt, ir.Alloc) and stmt.buffer.scope in ("shared", "fragment"):
-                self.register(stmt.buffer, self.byte_offset(scratch, self.layout.offsets[stmt.buffer.name]),
-                              stmt.loc)
+                ptr = self.byte_offset(scratch, self.layout.offsets[stmt.buffer.name])
+                self.register(stmt.buffer, ptr, stmt.loc)
+                self.scratch_regions[id(ptr)] = f"tile.{stmt.buffer.name}"
             elif isinstance(stmt, ir.Gemm):
-                self.gemm_scratch[id(stmt)] = self.byte_offset(scratch, self.layout.offsets[("gemm", i)])
+                ptr = self.gemm_scratch[id(stmt)] = self.byte_offset(scratch, self.layout.offsets[("gemm", i)])
+                self.scratch_regions[id(ptr)] = f"gemm.{i}"
         begin, end = fn.args[len(k.params)], fn.args[len(k.params) + 1]
         with self.for_range(begin, end, name="block") as bid:
             rest = bid
@@ -116,7 +119,37 @@ class KernelLowering:
                     rest = self.b.udiv(rest, llir.Constant(dt.I64, n))
             self.body(k.body)
         self.b.ret_void()
+        self.tag_scratch_accesses()
         return str(self.module)
+
+    def tag_scratch_accesses(self):
+        """Tiles sit in disjoint parts of the one scratch buffer, which alias analysis cannot see: a loop that
+        reads one tile and writes another (x[i, j] = exp(x[i, j] - m[i])) would stay scalar. Each tile gets an
+        alias scope, and every load/store through it says it aliases no other tile."""
+        names = sorted(set(self.scratch_regions.values()))
+        if len(names) < 2:
+            return
+        m = self.module
+        domain = m.add_metadata([llir.MetaDataString(m, f"{symbol_name(self.kernel)}.scratch")])
+        scopes = {n: m.add_metadata([llir.MetaDataString(m, f"{symbol_name(self.kernel)}.{n}"), domain])
+                  for n in names}
+        own = {n: m.add_metadata([scopes[n]]) for n in names}
+        others = {n: m.add_metadata([scopes[o] for o in names if o != n]) for n in names}
+        for block in self.fn.blocks:
+            for instr in block.instructions:
+                if isinstance(instr, (llir.LoadInstr, llir.StoreInstr)):
+                    name = self.scratch_region(instr.operands[-1])  # the address operand
+                    if name is not None:
+                        instr.set_metadata("alias.scope", own[name])
+                        instr.set_metadata("noalias", others[name])
+
+    def scratch_region(self, ptr):
+        """The scope name of the tile `ptr` points into (following GEPs to its base), or None."""
+        while id(ptr) not in self.scratch_regions:
+            if not isinstance(ptr, llir.GEPInstr):
+                return None
+            ptr = ptr.pointer
+        return self.scratch_regions[id(ptr)]
 
     def register(self, buf: ir.Buffer, ptr, loc):
         shape = shape_of(buf, loc)
