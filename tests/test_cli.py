@@ -45,7 +45,7 @@ def test_ir_prints_every_pass(capsys):
     code, out, err = run(capsys, "ir", MATMUL, *MATMUL_DIMS)
     assert code == 0 and err == ""
     stages = sections(out)
-    assert [name for name, _ in stages] == ["frontend", "bind", "simplify", "verify (unchanged)", "software-pipeline",
+    assert [name for name, _ in stages] == ["frontend", "bind", "simplify", "fold-ranges (unchanged)", "verify (unchanged)", "software-pipeline",
                                                 "place-memory (unchanged)", "verify (unchanged)"]
     stages = dict(stages)
     assert "%a = alloc float32[64, 32] shared\n" in stages["simplify"] and " stages=[" not in stages["simplify"]

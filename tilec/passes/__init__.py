@@ -4,11 +4,12 @@ from .bind import BindShapesAndConfig
 from .simplify import Simplify
 from .memory import PlaceMemory
 from .pipeline import SoftwarePipeline
+from .ranges import FoldRanges
 from .verify import Verify
 
 
 def default_pipeline() -> list:
-    return [BindShapesAndConfig(), Simplify(), Verify(), SoftwarePipeline(), PlaceMemory(),
+    return [BindShapesAndConfig(), Simplify(), FoldRanges(), Verify(), SoftwarePipeline(), PlaceMemory(),
             Verify(scheduled=True)]
 
 
@@ -21,5 +22,5 @@ def run_passes(kernel, ctx: PassContext, record=None):
     return kernel
 
 
-__all__ = ["Pass", "PassContext", "BindShapesAndConfig", "Simplify", "PlaceMemory", "SoftwarePipeline", "Verify",
+__all__ = ["Pass", "PassContext", "BindShapesAndConfig", "Simplify", "FoldRanges", "PlaceMemory", "SoftwarePipeline", "Verify",
            "default_pipeline", "run_passes"]
