@@ -180,10 +180,7 @@ class KernelLowering(ExprLowering):
         buf = self.buffers[s.buffer]
         v = self.expr(s.value)
         if buf.scope == "local":
-            if v.axes:
-                raise self.error(f"scalar '{buf.name}' is assigned a per-element value inside T.Parallel; reduce "
-                                 f"the tile with T.reduce_sum/max/min instead")
-            self.assign_scalar(self.ident(buf.name), v, buf.dtype)
+            self.store_scalar(buf, v)
         elif buf.scope == "global":
             self.store_global(buf, s.indices, v, atomic)
         else:
@@ -192,39 +189,66 @@ class KernelLowering(ExprLowering):
     def stmt_atomicadd(self, s: ir.AtomicAdd):
         self.stmt_store(s, atomic=True)
 
+    def store_scalar(self, buf, v: Val):
+        name, cond = self.ident(buf.name), self.cond
+        if v.axes:
+            raise self.error(f"scalar '{buf.name}' is assigned a per-element value inside T.Parallel; reduce "
+                             f"the tile with T.reduce_sum/max/min instead")
+        if cond is None:
+            self.assign_scalar(name, v, buf.dtype)
+        elif cond.axes:
+            raise self.error(f"scalar '{buf.name}' is assigned under an if whose condition differs between "
+                             f"T.Parallel lanes; write a tile element instead, or reduce with T.reduce_*")
+        else:
+            value = unparen(v.code) if v.dtype == buf.dtype else cast(unparen(v.code), buf.dtype)
+            self.emit(f"{name} = tl.where({cond.code}, {value}, {name})")
+
     def store_global(self, buf, indices, v: Val, atomic: bool):
         idx = [self.expr(i) for i in indices]
         highs = [(self.bounds(i) or (None, None))[1] for i in indices]
         ptr, mask, axes = self.global_access(buf, idx, highs)
         value = unparen(v.code) if v.dtype == buf.dtype else cast(unparen(v.code), buf.dtype)
-        if not (v.axes <= axes):  # the pointer must cover every lane of the value
-            ptr = f"tl.broadcast_to({ptr}, {self.par.shape})"
-        if v.axes | axes:
-            mask = " & ".join(m for m in [mask] + self.active_masks(v.axes - axes) if m)
+        need = v.axes | (self.cond.axes if self.cond else frozenset())
+        ptr = self.cover(ptr, axes, need)  # the pointer must cover every lane of the value and the condition
+        masks = [mask] + self.active_masks(need - axes)
+        if self.cond is not None:
+            masks.append(self.cond.code)
+        mask = " & ".join(m for m in masks if m)
         call = "tl.atomic_add" if atomic else "tl.store"
         self.emit(f"{call}({ptr}, {value}" + (f", mask={mask})" if mask else ")"))
 
     def store_tile(self, buf, indices, v: Val):
-        if self.par is None:
+        if self.par is None and not all(isinstance(i, ir.Const) for i in indices):
             raise self.error(f"tile '{buf.name}' is written one element at a time outside T.Parallel; write "
                              f"`for i, j in T.Parallel(...): {buf.name}[i, j] = ...`")
-        axes = self.tile_axes(buf, indices)
+        dims = self.tile_dims(buf, indices)
+        axes = [a for a in dims if a is not None]
         if not v.axes <= set(axes):
             raise self.error(f"'{buf.name}' is indexed by fewer loop variables than its value depends on: every "
                              f"lane would race to write one element; reduce with T.reduce_* instead")
-        name, rank = self.ident(buf.name), len(self.par.shape)
+        cond = self.cond
+        if cond is not None and not cond.axes <= set(axes):
+            raise self.error(f"'{buf.name}' is written under an if whose condition depends on a loop variable "
+                             f"that does not index it: lanes would race to write one element")
+        name, shape = self.ident(buf.name), self.padding.tile_shape(buf.name)
         code = unparen(v.code) if v.dtype == buf.dtype else cast(unparen(v.code), buf.dtype)
-        in_order = axes == list(range(rank))
-        dims = [const_int(n) for n in buf.shape]
-        partial = [a for k, a in enumerate(axes) if self.par.extents[a] < dims[k]]
+        sizes = [const_int(n) for n, a in zip(buf.shape, dims) if a is not None]
+        partial = [a for k, a in enumerate(axes) if self.par.extents[a] < sizes[k]]
         if partial:  # the Parallel covers part of the tile: keep the rest
-            if not in_order:
+            if axes != list(range(len(self.par.shape))) or len(axes) < len(dims):
                 raise self.error(f"a T.Parallel that covers only part of tile '{buf.name}' must index it with "
                                  f"all its loop variables, in order")
-            mask = " & ".join(f"({self.par.vars[a]} < {self.par.extents[a]})" for a in partial)
-            self.emit(f"{name} = tl.where({mask}, {code}, {name})")
+            mask = [f"({self.par.vars[a]} < {self.par.extents[a]})" for a in partial] + ([cond.code] if cond else [])
+            self.emit(f"{name} = tl.where({' & '.join(mask)}, {code}, {name})")
+            return
+        if cond is not None:  # lanes where the condition fails keep the old element
+            code = f"tl.where({cond.code}, {code}, {self.tile_in_parallel(buf, indices).code})"
+            v = Val(code, frozenset(axes), buf.dtype)
+        if not axes:  # a unit tile, e.g. m[0] = x for m of shape (1,)
+            self.emit(f"{name} = tl.full({shape}, {code}, {TL_DTYPE[buf.dtype]})")
             return
         # to the tile's layout: the Parallel's shape on the tile's axes, unit dims dropped, dims in tile order
+        rank = len(self.par.shape)
         if v.axes != set(axes):
             code = f"tl.broadcast_to({code}, {tuple(self.par.shape[a] if a in axes else 1 for a in range(rank))})"
         ordered = sorted(axes)
@@ -232,6 +256,8 @@ class KernelLowering(ExprLowering):
             code = f"tl.reshape({code}, {tuple(self.par.shape[a] for a in ordered)})"
         if ordered != axes:
             code = f"tl.permute({code}, {tuple(ordered.index(a) for a in axes)})"
+        if len(axes) < len(dims):  # the unit dims indexed by 0
+            code = f"tl.reshape({code}, {shape})"
         self.emit(f"{name} = {code}")
 
     def stmt_fill(self, s: ir.Fill):
@@ -261,6 +287,9 @@ class KernelLowering(ExprLowering):
         self.depth -= 1
 
     def stmt_if(self, s: ir.If):
+        if self.par is not None:
+            self.masked_if(s)
+            return
         self.emit(f"if {unparen(self.expr(s.cond).code)}:")
         self.depth += 1
         self.body(s.then_body)
@@ -270,6 +299,30 @@ class KernelLowering(ExprLowering):
             self.depth += 1
             self.body(s.else_body)
             self.depth -= 1
+
+    def masked_if(self, s: ir.If):
+        """An if inside T.Parallel picks lanes, not a path: both branches run under masks (stores masked, tile
+        writes through tl.where, loads masked so that a failing lane reads no memory)."""
+        c = self.expr(s.cond)
+        name = self.fresh("cond")
+        self.emit(f"{name} = {unparen(c.code)}")  # evaluated once: the branch may write what it reads
+        self.masked_branch(s.then_body, Val(name, c.axes, "bool"))
+        if s.else_body:
+            self.masked_branch(s.else_body, Val(f"~{name}", c.axes, "bool"))
+
+    def masked_branch(self, stmts, cond: Val):
+        outer = self.cond
+        if outer is not None:  # nested: both conditions hold
+            name = self.fresh("mask")
+            self.emit(f"{name} = {outer.code} & {cond.code}")
+            cond = Val(name, outer.axes | cond.axes, "bool")
+        self.cond = cond
+        try:
+            for s in stmts:
+                self.loc = s.loc or self.loc
+                getattr(self, "stmt_" + type(s).__name__.lower())(s)
+        finally:
+            self.cond = outer
 
     def stmt_parallel(self, s: ir.Parallel):
         shape = self.padding.parallel_shape(s)

@@ -94,6 +94,8 @@ class ExprLowering:
         self.values: dict = {}  # Var name -> Val
         self.ranges: dict = {}  # Var name -> (lo, hi) when known
         self.par: ParallelScope | None = None
+        #: inside a Parallel, the lanes where the enclosing `if`s hold (a bool Val), None outside any if
+        self.cond: Val | None = None
         self.loc = kernel.loc
 
     # ------------------------------------------------------------------------------------------ names, errors
@@ -171,25 +173,51 @@ class ExprLowering:
             indices = [self.expr(i) for i in e.indices]
             highs = [(self.bounds(i) or (None, None))[1] for i in e.indices]
             ptr, mask, axes = self.global_access(buf, indices, highs)
-            if not axes:  # a scalar read, e.g. an index-table entry
+            if self.cond is not None:  # under a masked if: lanes where it fails must not touch memory
+                ptr, axes = self.cover(ptr, axes, self.cond.axes), axes | self.cond.axes
+                mask = f"{mask} & {self.cond.code}" if mask else self.cond.code
+            if not axes and not mask:  # a scalar read, e.g. an index-table entry
                 return Val(f"tl.load({ptr})", axes, buf.dtype)
             return Val(f"tl.load({ptr}, mask={mask}, other={literal(0, buf.dtype)})", axes, buf.dtype)
         return self.tile_in_parallel(buf, e.indices)
 
-    def tile_axes(self, buf: ir.Buffer, indices) -> list:
-        """The Parallel axis each tile dim is indexed by; refuses anything but distinct loop variables."""
-        axes = [self.par.axes.get(i.name) if self.par and isinstance(i, ir.Var) else None for i in indices]
-        if None in axes or len(set(axes)) != len(axes):
-            shown = ", ".join(str(i.name) if isinstance(i, ir.Var) else "<expr>" for i in indices)
+    def cover(self, ptr: str, axes, need) -> str:
+        """`ptr` (over `axes`) broadcast so that it also spans the Parallel axes in `need`."""
+        if need <= axes:
+            return ptr
+        return f"tl.broadcast_to({ptr}, {tuple(n if a in axes | need else 1 for a, n in enumerate(self.par.shape))})"
+
+    def tile_dims(self, buf: ir.Buffer, indices) -> list:
+        """The Parallel axis each tile dim is indexed by, or None for a constant 0 on a dim of (padded) size 1;
+        refuses anything else (a register tensor has no element-wise indexing)."""
+        shape = self.padding.tile_shape(buf.name)
+        dims = []
+        for i, n in zip(indices, shape):
+            if self.par and isinstance(i, ir.Var) and i.name in self.par.axes:
+                dims.append(self.par.axes[i.name])
+            elif isinstance(i, ir.Const) and i.value == 0 and n == 1:
+                dims.append(None)
+            else:
+                dims.append(-1)
+        axes = [a for a in dims if a is not None]
+        if -1 in dims or len(set(axes)) != len(axes):
+            shown = ", ".join(str(i.name) if isinstance(i, ir.Var) else
+                              str(i.value) if isinstance(i, ir.Const) else "<expr>" for i in indices)
             raise self.error(f"tile '{buf.name}' is indexed as {buf.name}[{shown}]: a {buf.scope} tile lives in "
-                             f"registers and can only be indexed by distinct T.Parallel loop variables; copy it "
-                             f"to a global tensor and load from there, or restructure as "
+                             f"registers and can only be indexed by distinct T.Parallel loop variables (or 0 on a "
+                             f"dim of size 1); copy it to a global tensor and load from there, or restructure as "
                              f"`for i, j in T.Parallel(...): ... {buf.name}[i, j] ...`")
-        return axes
+        return dims
 
     def tile_in_parallel(self, buf: ir.Buffer, indices) -> Val:
-        axes = self.tile_axes(buf, indices)
+        dims = self.tile_dims(buf, indices)
         code = self.ident(buf.name)
+        axes = [a for a in dims if a is not None]
+        if len(axes) < len(dims):  # drop the unit dims read at index 0 (all of them: a scalar)
+            shape = self.padding.tile_shape(buf.name)
+            code = f"tl.reshape({code}, {tuple(n for n, a in zip(shape, dims) if a is not None)})"
+        if not axes:
+            return Val(code, frozenset(), buf.dtype)
         order = sorted(range(len(axes)), key=lambda k: axes[k])
         if order != list(range(len(axes))):
             code = f"tl.permute({code}, {tuple(order)})"

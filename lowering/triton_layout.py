@@ -106,11 +106,13 @@ class Padding:
 
 
 def tile_accesses(body):
-    """(buffer, indices) of every Load and Store/AtomicAdd target in a Parallel body."""
-    for stmt in body:
+    """(buffer, indices) of every Load and Store/AtomicAdd target in a Parallel body, ifs included."""
+    for stmt in ir.walk_stmts(body):
         exprs = []
         if isinstance(stmt, ir.Let):
             exprs = [stmt.value]
+        elif isinstance(stmt, ir.If):
+            exprs = [stmt.cond]
         elif isinstance(stmt, (ir.Store, ir.AtomicAdd)):
             yield stmt.buffer, stmt.indices
             exprs = [stmt.value, *stmt.indices]
@@ -146,7 +148,7 @@ def buffers_used(stmt) -> set:
     elif isinstance(stmt, ir.If):
         exprs = [stmt.cond]
     elif isinstance(stmt, ir.Parallel):
-        for s in stmt.body:
+        for s in ir.walk_stmts(stmt.body):  # its ifs' branches too
             names |= buffers_used(s)
     for e in exprs:
         names |= {n.buffer for n in ir.walk_expr(e) if isinstance(n, ir.Load)}

@@ -83,6 +83,23 @@ def test_moe_triton_interpreter():
     np.testing.assert_allclose(out.numpy(), moe_reference(x, w, topk_ids, topk_weights), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("target", ["llvm", "triton"])
+def test_grouped_gemm_last_tile_stops_at_the_last_offset(target):
+    """The last expert's tile runs 2 rows past offsets[-1] (rows that must stay 0) and no later tile overwrites
+    them: only the `if` in the kernel keeps them out."""
+    offsets = np.array([5, 12, 18], np.int32)
+    x, w = rand(29, 17), rand(3, 17, 40)
+    if target == "triton":
+        torch = pytest.importorskip("torch")
+        pytest.importorskip("triton")
+        y = grouped_gemm(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(offsets), target="triton",
+                         block_m=8, block_n=16, block_k=16).numpy()
+    else:
+        y = grouped_gemm(x, w, offsets, block_m=8)
+    assert not y[18:].any()
+    np.testing.assert_allclose(y, grouped_gemm_reference(x, w, offsets), rtol=1e-4, atol=1e-4)
+
+
 # ------------------------------------------------------------------------------------------ bad input
 @pytest.mark.parametrize("offsets,message", [([3, 2, 9], r"offsets\[1\] = 2.*non-decreasing"),
                                              ([3, 5, 10], r"offsets\[2\] = 10.*within \[0, 9\]")])

@@ -3,9 +3,8 @@ sort tokens into expert order and combine the expert outputs back with the route
 
 grouped_gemm runs a host-made schedule: one row of `Sched` per (expert, block of block_m rows) tile, holding
 (expert, first row, end row). Empty experts get no tiles. A tile's last block may run past its expert's end into
-the next expert's rows: those rows are computed (with the wrong weights) but must not be stored. Each such row is
-aimed at row M, one past Y's end, and the language skips out-of-bounds global stores. (An `if` inside T.Parallel
-would say this directly; the Triton backend does not lower that yet.)
+the next expert's rows: those rows are computed (with the wrong weights) but must not be stored, so the store sits
+under an `if` inside T.Parallel (a masked store on Triton).
 """
 import functools
 
@@ -36,8 +35,8 @@ def grouped_gemm_kernel(dtype: str):
                 T.copy(W[e, kb * block_k, bx * block_n], b)
                 T.gemm(a, b, acc)
             for i, j in T.Parallel(block_m, block_n):
-                # rows past this expert's end belong to the next expert: row M is out of bounds, so not stored
-                Y[T.where(r0 + i < r1, r0 + i, M), bx * block_n + j] = acc[i, j]
+                if r0 + i < r1:  # rows past this expert's end are the next expert's, or nobody's
+                    Y[r0 + i, bx * block_n + j] = acc[i, j]
 
     return grouped_gemm_fwd
 
