@@ -269,6 +269,17 @@ def test_persistent_only_for_pipelined_grids_larger_than_the_sms():
     assert "NUM_SMS" not in lower(matmul_tt.specialize(big, {}, "triton"))  # no pipelined loop
 
 
+def test_no_persistent_grid_when_the_loop_length_depends_on_the_block():
+    from tilec.ops.attention import flash_attention_kernel
+
+    kernel = flash_attention_kernel("float16")
+    dims = {"B": 2, "HQ": 8, "HKV": 8, "SQ": 1024, "SKV": 1024, "D": 64}
+    config = {"block_m": 64, "block_n": 64, "num_stages": 2}
+    assert "NUM_SMS" in lower(kernel.specialize(dims, {**config, "causal": False}, "triton"))
+    # causal: block bx's key loop stops at its diagonal, so blocks are uneven and the hardware should deal them
+    assert "NUM_SMS" not in lower(kernel.specialize(dims, {**config, "causal": True}, "triton"))
+
+
 def test_persistent_loop_not_flattened_around_a_block_level_tma_load():
     from tilec.ops.attention import flash_attention_kernel
 

@@ -32,10 +32,12 @@ OP = "paged_attention"
 #: ran at 98 GB/s unsplit, 354 GB/s in 9 splits and 653 GB/s in 17. CPU: one block per thread. The interpreter is
 #: never split unless asked.
 SPLIT_BELOW_BLOCKS = {"triton": 132, "llvm": settings.num_threads, "interpreter": 0}
-#: pages gathered per loop step and the loop's pipeline depth. One 16-token page per step left the H100 waiting on
-#: each page's latency (684 GB/s at bs32 ctx4096); several pages per step and a pipelined loop keep more loads in
-#: flight. The interpreter takes two so the multi-page path is what the CPU tests run.
-STEP_CONFIG = {"triton": dict(pages_per_iter=4, num_stages=3), "llvm": dict(pages_per_iter=4, num_stages=1),
+#: pages gathered per loop step and the loop's pipeline depth. One 16-token page per step leaves the GPU waiting on
+#: each page's latency. Measured on an H200 (bf16, Hkv=8, D=128, pages of 16; 2026-11-29, tilec GB/s of KV read):
+#: bs32 ctx4096 Hq32: 1 page/1 stage 654, 4/3 1929, 8/4 3149; bs64 ctx8192 Hq64: 1/1 667, 4/3 2391, 8/4 3456
+#: (a device-to-device copy ran at 4087-4206 there). The interpreter takes two so the multi-page path is what the
+#: CPU tests run.
+STEP_CONFIG = {"triton": dict(pages_per_iter=8, num_stages=4), "llvm": dict(pages_per_iter=4, num_stages=1),
                "interpreter": dict(pages_per_iter=2, num_stages=1)}
 MIN_PAGES_PER_SPLIT = 4  # below this a split's fixed cost (its stores and the reduce) outweighs its work
 
@@ -228,9 +230,9 @@ def paged_attention(q, k_cache, v_cache, block_table, context_lens, *, scale: fl
     else:  # no device-to-host sync: the table's width bounds every length
         longest = maxb * bsize
     dtype = _host.dtype_name(q)
-    out = _host.zeros(q, (nseq, hq, d), dtype)
     if nseq * hq * d == 0 or longest <= 0:
-        return out
+        return _host.zeros(q, (nseq, hq, d), dtype)
+    out = _host.empty(q, (nseq, hq, d), dtype)  # every row is written (a length-0 sequence as zeros)
     scale = 1.0 / math.sqrt(d) if scale is None else float(scale)
     group = hq // hkv
     q, k_cache, v_cache = (_host.contiguous(x) for x in (q, k_cache, v_cache))
@@ -246,9 +248,10 @@ def paged_attention(q, k_cache, v_cache, block_table, context_lens, *, scale: fl
         paged_decode_kernel(dtype)(q, k_cache, v_cache, table, lens_dev, out, target=target, group=group,
                                    scale_log2=scale * LOG2E, **step)
         return out
-    m = _host.zeros(q, (nseq, hq, splits), "float32")
-    l = _host.zeros(q, (nseq, hq, splits), "float32")  # noqa: E741
-    acc = _host.zeros(q, (nseq, splits, hq, d), "float32")
+    # each (kv head, sequence, split) block writes its m, l and acc, empty split or not: no fills needed
+    m = _host.empty(q, (nseq, hq, splits), "float32")
+    l = _host.empty(q, (nseq, hq, splits), "float32")  # noqa: E741
+    acc = _host.empty(q, (nseq, splits, hq, d), "float32")
     paged_split_kernel(dtype)(q, k_cache, v_cache, table, lens_dev, m, l, acc, target=target, group=group,
                               pages_per_split=per_split, scale_log2=scale * LOG2E, **step)
     paged_reduce_kernel(dtype)(m, l, acc, out, target=target)
