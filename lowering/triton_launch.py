@@ -25,6 +25,9 @@ EIGHT_WARPS_FROM = 128 * 128
 #: striding over blocks as well as an SM's worth would
 INTERPRETER_PROGRAMS = 3
 TMA_ALIGN = 16  # bytes: a tensor descriptor's base address (CUDA Driver API, cuTensorMapEncodeTiled)
+#: TRITON_INTERPRET values that leave Triton in GPU mode: a GPU launch then needs no interpret_mode toggling
+INTERPRET_OFF = ("0", "", "false", "False", "off", "no")
+environ = os.environ
 
 
 def write_source(source: str, name: str) -> Path:
@@ -164,19 +167,52 @@ def load(source: str, kernel: ir.Kernel, num_warps: int | None = None, num_ctas:
         if len(devices) != 1:
             raise TilecArgumentError(f"{kernel.name}: all tensors must be on one device, got "
                                      f"{', '.join(sorted(devices))}")
-        on_cpu = devices == {"cpu"}
+        prepare(tensors)(*tensors)
+
+    prepared: dict = {}
+
+    def prepare(tensors):
+        """The launch for tensors on this device, with what depends only on the device decided once: the fast
+        path (runtime.fastpath) calls the result directly for arguments of a signature it has checked."""
+        device = tensors[0].device
+        run = prepared.get(device)
+        if run is None:
+            run = prepared[device] = make_run(device.type == "cpu", device.index or 0)
+        return run
+
+    def make_run(on_cpu: bool, device_index: int):
         if blocks == 0:
-            return
-        aligned = not uses_tma or all(t.data_ptr() % TMA_ALIGN == 0 for t in tensors)
+            return lambda *tensors: None
         extra, launch = {}, grid
         if persistent:
-            sms = INTERPRETER_PROGRAMS if on_cpu else sm_count(tensors[0].device.index or 0)
+            sms = INTERPRETER_PROGRAMS if on_cpu else sm_count(device_index)
             extra["NUM_SMS"] = sms
             launch = (min(sms, blocks),)
-        if uses_tma and aligned and not on_cpu:
-            use_torch_allocator()
-        with interpret_mode(on_cpu):
-            function(on_cpu, aligned)[launch](*tensors, **extra, num_warps=warps, num_ctas=num_ctas)
+        options = dict(extra, num_warps=warps, num_ctas=num_ctas)
+        if on_cpu:
+            def run(*tensors):
+                aligned = not uses_tma or all(t.data_ptr() % TMA_ALIGN == 0 for t in tensors)
+                with interpret_mode(True):
+                    function(True, aligned)[launch](*tensors, **options)
+            return run
 
-    launcher.grid, launcher.num_warps = grid, warps
+        compiled = function(False, True)
+
+        def run(*tensors):
+            fn = compiled
+            if uses_tma:
+                if all(t.data_ptr() % TMA_ALIGN == 0 for t in tensors):
+                    use_torch_allocator()  # per call: Triton's allocator is a context variable
+                else:
+                    fn = function(False, False)
+            if environ.get("TRITON_INTERPRET", "0") in INTERPRET_OFF:
+                fn.run(*tensors, grid=launch, warmup=False, **options)  # what fn[launch](...) calls
+            else:  # the environment asks for the interpreter: compile for the GPU regardless
+                with interpret_mode(False):
+                    fn.run(*tensors, grid=launch, warmup=False, **options)
+
+        run.jit_function, run.grid, run.options = compiled, launch, options  # for a bare Triton launch to compare
+        return run
+
+    launcher.grid, launcher.num_warps, launcher.prepare = grid, warps, prepare
     return launcher

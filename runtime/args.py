@@ -43,9 +43,14 @@ def pick_backend(args, target: str | None) -> str:
 
 def dtype_of(x) -> str:
     """tilec's name for an array's dtype: 'float32', 'bfloat16' (ml_dtypes or torch), ..."""
-    if is_torch(x):
-        return str(x.dtype).removeprefix("torch.")
-    return x.dtype.name
+    dt = x.dtype
+    name = _dtype_names.get(dt)
+    if name is None:  # NumPy's dtype.name takes microseconds; remembered per dtype object
+        name = _dtype_names[dt] = str(dt).removeprefix("torch.") if is_torch(x) else dt.name
+    return name
+
+
+_dtype_names: dict = {}
 
 
 def bind_arguments(kernel_ir: ir.Kernel, args, backend: str) -> dict:

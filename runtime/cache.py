@@ -52,9 +52,12 @@ def cache_stats() -> dict:
 
 
 def clear_memory_cache() -> None:
-    """Forget the in-memory launchers (the disk entries stay)."""
+    """Forget the in-memory launchers (the disk entries stay), and the call fast path's prepared launches."""
+    from .fastpath import clear_fast_cache
+
     with _memory_lock:
         _memory.clear()
+    clear_fast_cache()
 
 
 def compiled_kernel(tile_kernel, dims: dict, config: dict, backend: str, arch: str | None = None):

@@ -13,6 +13,9 @@ from . import ir
 from .errors import TilecArgumentError
 from .frontend import parse_kernel
 from .passes import PassContext, default_pipeline
+from .runtime.fastpath import call_key
+from .runtime.fastpath import lookup as fast_lookup
+from .runtime.fastpath import store as fast_store
 from .settings import settings
 
 BACKENDS = ("llvm", "triton")
@@ -27,6 +30,7 @@ class TileKernel:
         self.__doc__ = fn.__doc__
         functools.update_wrapper(self, fn)
         self._auto: dict = {}  # (dims, fixed config, backend, arch, measured?) -> config picked by the cost model
+        self._fast: dict = {}  # call signature -> prepared launch (runtime.fastpath)
 
     # ---------------------------------------------------------------------------------------------- stages
     @functools.cached_property
@@ -89,6 +93,11 @@ class TileKernel:
         """Run the kernel on `args` (NumPy arrays -> LLVM on the CPU; torch CUDA tensors -> Triton). Config
         constants come as keywords; `config="auto"` lets the cost model pick the rest with no measurement,
         `tune="measure"` times the model's top 8 once per shape bucket and caches the winner."""
+        key = call_key(args, target, arch, config, tune, consts)
+        if key is not None:
+            run = fast_lookup(self, key)
+            if run is not None:
+                return run(*args)
         from .runtime.args import bind_arguments, pick_backend
         from .runtime.cache import compiled_kernel
 
@@ -102,7 +111,10 @@ class TileKernel:
             raise TilecArgumentError(f"{self.__name__}: config= takes \"auto\" or a dict and tune= takes "
                                      f"\"measure\"; got config={config!r}, tune={tune!r}")
         launcher = compiled_kernel(self, dims, consts, backend, arch)
-        return launcher(*args)
+        result = launcher(*args)
+        if key is not None:  # stored only once the checks passed and a launch ran
+            fast_store(self, key, launcher, args, backend)
+        return result
 
     def auto_config(self, dims: dict, fixed: dict, backend: str, arch: str | None, measure_args=None) -> dict:
         """The cost model's config for these dims; constants in `fixed` are held at the caller's values."""

@@ -14,12 +14,17 @@ def is_torch(x) -> bool:
     return type(x).__module__.startswith("torch")
 
 
+_dtype_names: dict = {}
+
+
 def array_dtype(op: str, name: str, x) -> str:
     """tilec's name for x's dtype ('float16', 'bfloat16', 'float32', ...)."""
-    if is_torch(x):
-        return str(x.dtype).removeprefix("torch.")
-    if isinstance(x, np.ndarray):
-        return x.dtype.name
+    if is_torch(x) or isinstance(x, np.ndarray):
+        dt = x.dtype
+        name = _dtype_names.get(dt)
+        if name is None:  # NumPy's dtype.name takes microseconds; remembered per dtype object
+            name = _dtype_names[dt] = str(dt).removeprefix("torch.") if is_torch(x) else dt.name
+        return name
     raise TilecArgumentError(f"{op}: '{name}' must be a NumPy array or a torch tensor, got {type(x).__name__}")
 
 

@@ -13,11 +13,16 @@ def is_torch(x) -> bool:
     return type(x).__module__.startswith("torch")
 
 
+_dtype_names: dict = {}  # dtype object -> name: NumPy's dtype.name takes microseconds, a dict hit nanoseconds
+
+
 def dtype_name(x) -> str:
     """'float32', 'int32', ... for a NumPy array or a torch tensor."""
-    if is_torch(x):
-        return str(x.dtype).removeprefix("torch.")
-    return x.dtype.name
+    dt = x.dtype
+    name = _dtype_names.get(dt)
+    if name is None:
+        name = _dtype_names[dt] = str(dt).removeprefix("torch.") if is_torch(x) else dt.name
+    return name
 
 
 def check_array(op: str, name: str, x, rank: int, dtypes=None):
@@ -38,8 +43,9 @@ def check_shape(op: str, name: str, x, expected: tuple, meaning: str):
 
 def check_same_kind(op: str, named: dict):
     """All arguments NumPy, or all torch on one device."""
-    kinds = {n: ("numpy" if isinstance(x, np.ndarray) else f"torch:{x.device}") for n, x in named.items()}
-    if len(set(kinds.values())) > 1:
+    places = {"numpy" if isinstance(x, np.ndarray) else x.device for x in named.values()}
+    if len(places) > 1:  # the names are only spelled out for the message
+        kinds = {n: ("numpy" if isinstance(x, np.ndarray) else f"torch:{x.device}") for n, x in named.items()}
         shown = ", ".join(f"{n} is {k}" for n, k in kinds.items())
         raise TilecArgumentError(f"{op}: pass all arrays as NumPy or all as torch tensors on one device ({shown})")
 
@@ -84,6 +90,19 @@ def zeros(x, shape, dtype: str):
 
         return np.zeros(shape, dtype=ml_dtypes.bfloat16)
     return np.zeros(shape, dtype=dtype)
+
+
+def empty(x, shape, dtype: str):
+    """Like `zeros` but uninitialised: for outputs a kernel writes whole (no fill kernel on the GPU)."""
+    if is_torch(x):
+        import torch
+
+        return torch.empty(shape, dtype=getattr(torch, dtype), device=x.device)
+    if dtype == "bfloat16":
+        import ml_dtypes
+
+        return np.empty(shape, dtype=ml_dtypes.bfloat16)
+    return np.empty(shape, dtype=dtype)
 
 
 def check_index_range(op: str, name: str, values: np.ndarray, lo: int, hi: int, meaning: str):

@@ -6,8 +6,7 @@ The kernels see each page (gather) or each token slot (scatter) as one flat row 
 """
 # no `from __future__ import annotations`: the T.Tensor annotations must be evaluated at `def` time
 import functools
-
-import numpy as np
+import math
 
 import tilec
 import tilec.language as T
@@ -70,8 +69,8 @@ def kv_gather(cache, block_ids, *, check: bool = True, target: str | None = None
     if check:
         _host.check_index_range(op, "block_ids", _host.host_numpy(block_ids), 0, nblocks, "a block id")
     n, dtype = block_ids.shape[0], _host.dtype_name(cache)
-    out = _host.zeros(cache, (n, *cache.shape[1:]), dtype)
-    row = int(np.prod(cache.shape[1:]))
+    out = _host.empty(cache, (n, *cache.shape[1:]), dtype)  # the kernel writes every row whole
+    row = math.prod(cache.shape[1:])
     if n * row == 0:
         return out
     flat = _host.contiguous(cache).reshape(nblocks, row)

@@ -84,6 +84,7 @@ def sparse_attention_kernel(dtype: str):
     return sparse_attention_fwd
 
 
+@functools.cache
 def heads_per_block(group: int) -> int:
     """The largest divisor of `group` up to MAX_BLOCK_H (blocks must not straddle kv heads)."""
     return max(b for b in range(1, min(group, MAX_BLOCK_H) + 1) if group % b == 0)
@@ -116,9 +117,9 @@ def sparse_attention(q, k, v, indices, *, scale=None, check=True, target=None, *
     if check:
         _host.check_index_range(OP, "indices", _host.host_numpy(indices), -1, n, "a key row (or -1 for padding)")
     dtype = _host.dtype_name(q)
-    out = _host.zeros(q, (ntok, hq, dv), dtype)
     if ntok == 0 or indices.shape[1] == 0 or n == 0:
-        return out
+        return _host.zeros(q, (ntok, hq, dv), dtype)
+    out = _host.empty(q, (ntok, hq, dv), dtype)  # every (token, head) row is written, all-padding rows as zeros
     group = hq // hkv
     config = {"group": group, "block_h": heads_per_block(group), "block_n": 64, "block_d": 64,
               "scale": float(1.0 / math.sqrt(dqk) if scale is None else scale), **config}
