@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from .. import ir
-from ..errors import TilecArgumentError, TilecBackendUnavailable, TilecLoweringError
+from ..errors import TilecArgumentError, TilecBackendUnavailable, TilecLoweringError, TilecResourceError
 from ..settings import settings
 from .triton_codegen import KernelLowering, Options, launch_grid
 
@@ -130,6 +130,13 @@ def use_torch_allocator():
         triton.set_allocator(lambda size, align, stream: torch.empty(size, dtype=torch.int8, device="cuda"))
 
 
+def out_of_resources(kernel: ir.Kernel, exc) -> TilecResourceError:
+    bound = ", ".join(f"{k}={v}" for k, v in kernel.bound)
+    return TilecResourceError(f"{kernel.name} ({bound}): the GPU compiler ran out of a resource: {exc}. tilec's "
+                              f"capacity check passed, but Triton's layouts (operand conversions, descriptor "
+                              f"scratch) need more; choose smaller blocks or fewer num_stages")
+
+
 def load(source: str, kernel: ir.Kernel, num_warps: int | None = None, num_ctas: int = 1):
     """`launcher(*tensors)` for source from `lower(kernel)`: torch tensors in parameter order."""
     try:
@@ -205,11 +212,16 @@ def load(source: str, kernel: ir.Kernel, num_warps: int | None = None, num_ctas:
                     use_torch_allocator()  # per call: Triton's allocator is a context variable
                 else:
                     fn = function(False, False)
-            if environ.get("TRITON_INTERPRET", "0") in INTERPRET_OFF:
-                fn.run(*tensors, grid=launch, warmup=False, **options)  # what fn[launch](...) calls
-            else:  # the environment asks for the interpreter: compile for the GPU regardless
-                with interpret_mode(False):
-                    fn.run(*tensors, grid=launch, warmup=False, **options)
+            try:
+                if environ.get("TRITON_INTERPRET", "0") in INTERPRET_OFF:
+                    fn.run(*tensors, grid=launch, warmup=False, **options)  # what fn[launch](...) calls
+                else:  # the environment asks for the interpreter: compile for the GPU regardless
+                    with interpret_mode(False):
+                        fn.run(*tensors, grid=launch, warmup=False, **options)
+            except Exception as exc:
+                if type(exc).__name__ == "OutOfResources":  # Triton's; its layouts can need more than ours counted
+                    raise out_of_resources(kernel, exc) from None
+                raise
 
         run.jit_function, run.grid, run.options = compiled, launch, options  # for a bare Triton launch to compare
         return run

@@ -388,3 +388,17 @@ def test_persistent_tma_gemm_compiles_to_bulk_tensor_copies_and_wgmma(gpu_import
     assert "wgmma.mma_async" in ptx
     attention = gpu_import_run["persistent_attention_ptx"]  # Q by TMA ahead of the K/V loop, in a persistent grid
     assert "cp.async.bulk.tensor" in attention and "wgmma.mma_async" in attention
+
+
+def test_triton_out_of_resources_becomes_a_resource_error_naming_the_kernel():
+    from tilec.errors import TilecResourceError
+    from tilec.lowering.triton_launch import out_of_resources
+
+    class OutOfResources(Exception):  # what triton.runtime.errors raises, by name
+        pass
+
+    bound = matmul.specialize({"M": 64, "N": 64, "K": 64}, {}, "triton")
+    err = out_of_resources(bound, OutOfResources("shared memory, Required: 262168, Hardware limit: 232448"))
+    assert isinstance(err, TilecResourceError)
+    assert "matmul" in str(err) and "M=64" in str(err) and "Required: 262168" in str(err)
+    assert "num_stages" in str(err)
