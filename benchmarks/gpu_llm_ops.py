@@ -1,4 +1,4 @@
-"""H100: tilec's LLM kernels next to their torch peers, measured in one run.
+"""Hopper GPU (H100/H200): tilec's LLM kernels next to their torch peers, measured in one run.
 Usage (GPU machine):  python benchmarks/gpu_llm_ops.py --out DIR [--only flash,paged,sparse,moe,kv]
 
 Peers: torch SDPA (flash backend) for flash attention; gather-then-SDPA for paged decode; gather + einsum for sparse
@@ -7,6 +7,7 @@ tilec's time, the peer's time, their ratio, and the kernel's TFLOP/s or effectiv
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -20,6 +21,7 @@ import triton.testing
 import tilec.ops as ops
 
 ROWS = []
+COPY_BPS = 3.0e12  # H100 copy bandwidth measured earlier; the 'copy' case replaces it with this run's
 
 
 def bench_ms(fn):
@@ -44,14 +46,16 @@ def flash(causal):
     b, h, s, d = 8, 32, 4096, 128
     q, k, v = (torch.randn(b, h, s, d, device="cuda", dtype=torch.bfloat16) for _ in range(3))
     out = ops.flash_attention(q, k, v, causal=causal)
-    with torch.nn.attention.sdpa_kernel(torch.nn.attention.SDPBackend.FLASH_ATTENTION):
-        ref = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
-        peer = bench_ms(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=causal))
+    ref = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
     err = (out.float() - ref.float()).abs().max().item()
     flops = 4 * b * h * s * s * d * (0.5 if causal else 1.0)
-    record(f"flash_attention bf16 B{b} H{h} S{s} D{d} causal={causal}",
-           bench_ms(lambda: ops.flash_attention(q, k, v, causal=causal)), "torch SDPA (flash)", peer,
-           flops=flops, err=err)
+    mine = bench_ms(lambda: ops.flash_attention(q, k, v, causal=causal))
+    # torch's default choice (cuDNN attention on Hopper in torch 2.11) and its FlashAttention-2 backend, each a peer
+    backend = torch.nn.attention.SDPBackend
+    for peer, choice in (("torch SDPA (default: cuDNN)", None), ("torch SDPA (flash backend)", backend.FLASH_ATTENTION)):
+        with torch.nn.attention.sdpa_kernel(choice) if choice else contextlib.nullcontext():
+            peer_ms = bench_ms(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=causal))
+        record(f"flash_attention bf16 B{b} H{h} S{s} D{d} causal={causal}", mine, peer, peer_ms, flops=flops, err=err)
 
 
 def paged(bs, ctx, hq, hkv=8, d=128, page=16):
@@ -109,7 +113,7 @@ def moe(tokens_per_expert, e=64, k=7168, n=2048):
         ref = torch._grouped_mm(x, w, offs=offsets)
         err = (out.float() - ref.float()).abs().max().item()
         peer_ms = bench_ms(lambda: torch._grouped_mm(x, w, offs=offsets))
-    floor_ms = w.numel() * 2 / 3.0e12 * 1e3  # weights streamed once at the measured 3.0 TB/s copy bandwidth
+    floor_ms = w.numel() * 2 / COPY_BPS * 1e3  # weights streamed once at this run's measured copy bandwidth
     record(f"grouped_gemm bf16 E{e} K{k} N{n} {tokens_per_expert} tok/expert",
            bench_ms(lambda: ops.grouped_gemm(x, w, offsets, check=False)), "torch._grouped_mm", peer_ms,
            flops=2 * m * k * n, err=err, extra={"weight_stream_floor_ms": round(floor_ms, 4)})
@@ -141,7 +145,17 @@ def kv(n_pages=16384, page=16, h=8, d=128):
            "index_copy_", bench_ms(torch_scatter), nbytes=2 * 2 * key.numel() * 2, err=err)
 
 
+def copy_bandwidth():
+    """The ceiling for the memory-bound rows: a device-to-device copy of 1 GiB, bytes read plus written."""
+    x = torch.empty(1 << 29, device="cuda", dtype=torch.bfloat16)
+    ms = bench_ms(lambda: x.clone())
+    global COPY_BPS
+    COPY_BPS = 2 * x.numel() * 2 / ms * 1e3
+    record("device copy (clone) 1 GiB", ms, None, None, nbytes=2 * x.numel() * 2)
+
+
 CASES = {
+    "copy": copy_bandwidth,
     "flash": lambda: (flash(False), flash(True)),
     "paged": lambda: (paged(32, 4096, 32), paged(64, 8192, 64)),
     "sparse": lambda: [sparse(t, h) for t in (64, 512, 4096) for h in (16, 128)],
