@@ -12,8 +12,11 @@ time the full measured sweep took. The efficiency constants are then fitted (ben
 A of the (kernel, shape) cases and evaluated on half B, and the reverse: both are reported. Writes cost_sweep.json
 and cost_sweep.md to --out (default $OUT, else the current folder).
 
-CPU: the LLVM backend on NumPy arrays, time.perf_counter median of N launches after a warm-up launch that compiles.
-CUDA: the Triton backend on torch CUDA tensors, triton.testing.do_bench (median).
+CPU: the LLVM backend on NumPy arrays, time.perf_counter median of 3-9 launches after a warm-up launch that compiles;
+--rounds (default 3) times all configs round-robin and keeps each config's fastest round, since the host's cores are
+shared and another process's burst slows whole rounds. CUDA: the Triton backend on torch CUDA tensors,
+triton.testing.do_bench (median). The report is rewritten after each case, so a run cut short still leaves data;
+--budget-s (210 s with --quick on cuda) shares a wall-clock budget over the cases and skips configs past it.
 """
 from __future__ import annotations
 
@@ -254,13 +257,12 @@ def paged_case(paged, n: int, arch: str, bf16: dict) -> Case:
 
 
 # ------------------------------------------------------------------------------------------------ measuring
-def time_cpu(fn) -> float:
-    """Median of N perf_counter timings after a warm-up launch; N from 3 to 9 so that a config takes ~0.3 s."""
-    fn()
+def time_cpu(fn, budget_s: float = 0.1) -> float:
+    """Median of 3 to 9 perf_counter timings, as many as fit in ~budget_s (the caller has warmed fn up)."""
     t0 = time.perf_counter()
     fn()
     times = [time.perf_counter() - t0]
-    for _ in range(max(2, min(8, int(0.3 / max(times[0], 1e-9))))):
+    for _ in range(max(2, min(8, int(budget_s / max(times[0], 1e-9))))):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
@@ -270,31 +272,40 @@ def time_cpu(fn) -> float:
 def time_cuda(fn) -> float:
     import triton.testing
 
-    fn()  # compile and warm up
-    return triton.testing.do_bench(fn, warmup=10, rep=40, return_mode="median") * 1e-3
+    return triton.testing.do_bench(fn, warmup=5, rep=25, return_mode="median") * 1e-3
 
 
 def predict_case(case: Case) -> list:
     return [sum(model.predict(b, case.target).time_s for b in bounds) for _, bounds in case.configs]
 
 
-def measure(case: Case, timer) -> None:
+def measure(case: Case, timer, rounds: int = 1, budget_s: float = math.inf) -> None:
     """Time every config (compile included in the sweep time, as a measured sweep would pay it); a config that
-    fails to compile or run is left out and said."""
+    fails to compile or run is left out and said. With rounds > 1 the configs are timed round-robin and each keeps
+    its fastest round's median: the host is shared, and another process's burst slows whole rounds, never speeds
+    one up. Configs not reached within budget_s seconds are left out (a GPU run under a time limit)."""
     t0 = time.perf_counter()
-    kept, results = [], []
+    kept, runs = [], []
     for i, (cfg, bounds) in enumerate(case.configs):
+        if time.perf_counter() - t0 > budget_s:
+            print(f"    budget of {budget_s:.0f} s spent: {len(kept)} of {len(case.configs)} configs", flush=True)
+            break
         try:
-            seconds = timer(case.launcher(cfg))
+            fn = case.launcher(cfg)
+            fn()  # compile and warm up
+            seconds = timer(fn)
         except Exception as e:  # a config the backend cannot build on this device: report, keep sweeping
             print(f"    skip {cfg}: {type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}", flush=True)
             continue
         kept.append((cfg, bounds))
-        results.append((cfg, seconds))
+        runs.append((cfg, fn, [seconds]))
         if i % 8 == 7:
             print(f"    {i + 1}/{len(case.configs)} configs, {time.perf_counter() - t0:.1f} s", flush=True)
-    case.sweep_s = time.perf_counter() - t0
-    case.configs, case.results = kept, results
+    case.sweep_s = time.perf_counter() - t0  # what one measured sweep costs: compile and time each config once
+    for _ in range(rounds - 1):
+        for _, fn, times in runs:
+            times.append(timer(fn))
+    case.configs, case.results = kept, [(cfg, min(times)) for cfg, _, times in runs]
     t0 = time.perf_counter()
     for cfg, _ in case.configs:
         sum(model.predict(b, case.target).time_s for b in case.rebind(cfg))
@@ -394,6 +405,17 @@ def device_name(device: str) -> str:
     return f"host CPU ({get_target('cpu').notes})"
 
 
+def report_of(cases, args, target, started, argv, final: bool) -> dict:
+    """The report of the cases measured so far; the half/half fit only once all are in."""
+    return {"device": device_name(args.device), "target": target, "date": time.strftime("%Y-%m-%d %H:%M"),
+            "command": " ".join(["python", "benchmarks/cost_sweep.py", *(argv or sys.argv[1:])]),
+            "complete": final, "constants": model.efficiency(model.get_target(target)),
+            "shipped": [metrics(c) for c in cases], "holdout": holdout(cases) if final else {},
+            "runs": [{"kernel": c.kernel, "shape": c.shape, "config": cfg, "measured_s": s, "predicted_s": pr}
+                     for c in cases for (cfg, s), pr in zip(c.results, predict_case(c))],
+            "wall_s": time.perf_counter() - started}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
@@ -402,31 +424,38 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="fewer shapes")
     p.add_argument("--max-configs", type=int, default=None, help="configs per shape (default 32 cpu, 30 cuda)")
     p.add_argument("--out", default=os.environ.get("OUT") or ".")
+    p.add_argument("--rounds", type=int, default=None,
+                   help="timing rounds over all configs, each config keeps its fastest (default 3 cpu, 1 cuda)")
+    p.add_argument("--budget-s", type=float, default=None,
+                   help="wall-clock seconds for the measuring, shared out over the cases (default: none; "
+                        "210 with --quick on cuda, so a 4-minute slot still ends with a full report)")
     p.add_argument("--write-calibration", action="store_true",
                    help="fit the constants on all cases and merge them into tilec/cost/data/calibration.json")
     args = p.parse_args(argv)
     every = {"cpu": "gemm,softmax", "cuda": "gemm,attention,grouped_gemm,paged"}[args.device]
     kernels = set((args.kernels or every).split(","))
     n = args.max_configs or (32 if args.device == "cpu" else 30)
+    args.rounds = args.rounds or (3 if args.device == "cpu" else 1)
+    args.budget_s = args.budget_s or (210.0 if args.quick and args.device == "cuda" else math.inf)
     started = time.perf_counter()
     if args.device == "cpu":
         cases, timer, target = cpu_cases(kernels, args.quick, n), time_cpu, "cpu"
     else:
         target = gpu_arch()
         cases, timer = cuda_cases(kernels, args.quick, n, target), time_cuda
-    for case in cases:
+    deadline = started + args.budget_s
+    done = []
+    for i, case in enumerate(cases):
         print(f"{case.kernel} {case.shape}: {len(case.configs)} configs", flush=True)
-        measure(case, timer)
-    cases = [c for c in cases if len(c.results) >= 2]
-    shipped = [metrics(c) for c in cases]
-    print(table(shipped), flush=True)
-    report = {"device": device_name(args.device), "target": target, "date": time.strftime("%Y-%m-%d %H:%M"),
-              "command": " ".join(["python", "benchmarks/cost_sweep.py", *(argv or sys.argv[1:])]),
-              "constants": model.efficiency(model.get_target(target)), "shipped": shipped,
-              "holdout": holdout(cases),
-              "runs": [{"kernel": c.kernel, "shape": c.shape, "config": cfg, "measured_s": s,
-                        "predicted_s": pr} for c in cases for (cfg, s), pr in zip(c.results, predict_case(c))]}
-    report["wall_s"] = time.perf_counter() - started
+        # an equal share of what is left of the budget for each case still to run
+        share = (deadline - time.perf_counter()) / (len(cases) - i)
+        measure(case, timer, args.rounds, share)
+        if len(case.results) >= 2:
+            done.append(case)
+            write(report_of(done, args, target, started, argv, final=False), Path(args.out))
+    cases = done
+    print(table([metrics(c) for c in cases]), flush=True)
+    report = report_of(cases, args, target, started, argv, final=True)
     write(report, Path(args.out))
     print(markdown(report), flush=True)
     if args.write_calibration:

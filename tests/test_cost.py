@@ -184,3 +184,20 @@ def test_cli_cost_and_roofline(tmp_path, capsys):
     png = tmp_path / "roof.png"
     args = parser.parse_args(["roofline", f"{__file__}::matmul", *sets, "--target", "h200", "--out", str(png)])
     assert args.run(args) == 0 and png.stat().st_size > 1000
+
+
+def test_cpu_gemm_cycles_follow_the_micro_kernel():
+    from tilec.cost.cpu import gemm_cycles
+    core = get_target("cpu").core
+    k = 64
+    # one row keeps too few accumulator chains to hide the FMA latency: slower per row than a full 12-row block
+    assert gemm_cycles(1, 32, k, 4, core)[0] > 1.5 * gemm_cycles(12, 32, k, 4, core)[0] / 12
+    # more columns never cost fewer cycles; a ragged tail costs at least its share of a full panel
+    assert gemm_cycles(24, 40, k, 4, core)[0] >= gemm_cycles(24, 32, k, 4, core)[0] * 40 / 32
+
+
+def test_cpu_stages_only_prefetch():
+    """On the CPU num_stages sets the prefetch distance; there is no pipeline fill and drain to pay."""
+    times = {s: matmul.cost("cpu", M=256, N=256, K=1024, block_m=64, block_n=64, block_k=64, num_stages=s).time_s
+             for s in (1, 2, 4)}
+    assert times[2] == pytest.approx(times[4])

@@ -35,6 +35,10 @@ class Phase:
     loads: list = field(default_factory=list)  # (tensor, bytes through the cache tier, fraction missing it)
     store_bytes: float = 0.0
     shared_bytes: float = 0.0
+    #: (m, n, k, compute itemsize, calls) of each T.gemm: a CPU core's time depends on the tile shape, not only FLOPs
+    gemms: list = field(default_factory=list)
+    #: innermost-loop entries of T.copy (its rows): a CPU pays a fixed overhead per row
+    copy_rows: float = 0.0
 
 
 @dataclass
@@ -260,7 +264,9 @@ class Counting:
             elif isinstance(stmt, ir.Reduce):
                 src = self.buffers[stmt.src]
                 n = math.prod(_ival(d) for d in src.shape) * self.executions()
-                phase.ops[f"vector:{src.dtype}"] += n
+                # max/min along the last dim: a dependent chain (no reassociation); a sum is vectorised
+                serial = stmt.op != "sum" and stmt.dim == len(src.shape) - 1 and ir.is_float(src.dtype)
+                phase.ops[f"{'chain' if serial else 'vector'}:{src.dtype}"] += n
                 if src.scope == "shared":
                     phase.shared_bytes += n * ir.ITEMSIZE[src.dtype]
             elif isinstance(stmt, ir.Parallel):
@@ -274,6 +280,8 @@ class Counting:
 
     def copy(self, stmt: ir.Copy, phase):
         src, dst = self.buffers[stmt.src.buffer], self.buffers[stmt.dst.buffer]
+        extents = [self.extent(e) for e in (stmt.dst if dst.scope != "global" else stmt.src).extents]
+        phase.copy_rows += math.prod(extents[:-1]) * self.executions()
         for region, buf, other in ((stmt.src, src, stmt.dst), (stmt.dst, dst, stmt.src)):
             if buf.scope == "shared":
                 phase.shared_bytes += math.prod(self.extent(e) for e in region.extents) * ir.ITEMSIZE[buf.dtype] \
@@ -289,6 +297,7 @@ class Counting:
         m, n = (_ival(d) for d in c.shape)
         k = _ival(a.shape[0] if stmt.transpose_a else a.shape[1])
         phase.ops[f"gemm:{a.dtype}"] += 2 * m * n * k * self.executions()
+        phase.gemms.append((m, n, k, 8 if "float64" in (a.dtype, b.dtype, c.dtype) else 4, self.executions()))
         for x in (a, b):
             if x.scope == "shared":
                 phase.shared_bytes += math.prod(_ival(d) for d in x.shape) * ir.ITEMSIZE[x.dtype] * self.executions()

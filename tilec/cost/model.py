@@ -10,6 +10,12 @@
              without one. A pipeline of s stages over n iterations takes n + s - 1 slots (fill and drain).
     total    full waves x wave time + tail wave time + launch overhead
 
+On a CPU (a target with `core` figures) one thread runs a block's statements one after another: a slot is
+compute + scratch copies (+ latency without prefetching), overlapped only with the cache and DRAM streams; a GEMM
+costs the LLVM micro-kernel's cycles for its tile shape (tilec/cost/cpu.py: lane use of narrow column tails, too few
+rows to hide the FMA latency, packing, c loads and stores) and every innermost copy or packing row a loop entry;
+num_stages only sets the prefetch distance (no fill and drain).
+
 Global loads that blocks of one wave share (a GEMM's A tile across the blocks of one row) are fetched from DRAM
 once; every tensor costs at least its footprint once; when every loaded tensor fits in half the cache, only the
 footprint comes from DRAM. A few efficiency constants per target (fraction of peak reached) live in
@@ -25,6 +31,7 @@ from pathlib import Path
 
 from .. import ir
 from .counting import Counting, KernelCounts, Phase, tile_bytes
+from .cpu import gemm_cycles
 from .targets import DEFAULT_EFFICIENCY, Target, get_target
 
 CALIBRATION = Path(__file__).with_name("data") / "calibration.json"
@@ -125,8 +132,10 @@ class Timing:
         """Operations per second of one SM for one op kind ("gemm:<dtype>", "vector:<dtype>", "sfu")."""
         t, e = self.target, self.eff
         if kind == "sfu":
-            return t.sfu_ops * e["vector"] / t.sms
+            return t.sfu_ops * e.get("sfu", e["vector"]) / t.sms
         unit, dtype = kind.split(":")
+        if unit == "chain" and t.core:  # one dependent scalar step at a time
+            return t.core["clock_hz"] / t.core["chain_cycles"] * e["vector"]
         matrix = unit == "gemm" and dtype in t.matrix_flops
         return t.peak_flops(dtype, matrix) * (e["compute"] if unit == "gemm" else e["vector"]) / t.sms
 
@@ -139,7 +148,15 @@ class Timing:
         `active` SMs."""
         t = self.target
         per = self.counts.grid * max(ph.trips, 1)
-        c_it = sum(n / per / self.op_rate(k) for k, n in ph.ops.items())
+        core = t.core
+        c_it = sum(n / per / self.op_rate(k) for k, n in ph.ops.items() if not (core and k.startswith("gemm:")))
+        if core:  # the micro-kernel's cycles for its tile shape, not FLOPs at peak; per-row loop overheads
+            hz, rows = core["clock_hz"], ph.copy_rows
+            for m, n, k, size, calls in ph.gemms:
+                cycles, gemm_rows = gemm_cycles(m, n, k, size, core)
+                c_it += cycles * calls / per / (hz * self.eff["compute"])
+                rows += gemm_rows * calls
+            c_it += rows / per * core["row_cycles"] / (hz * self.eff["loop"])
         cached = (sum(nb for _, nb, _ in ph.loads) + ph.store_bytes) / per
         dram = (sum(nb * miss * self.scale.get(t, 1.0) for t, nb, miss in ph.loads) + ph.store_bytes) / per
         tiers = {t.global_tier: dram / (self.share(self.dram, active) * self.eff["memory"]),
@@ -148,9 +165,15 @@ class Timing:
         m_it = max(tiers.values())
         latency = self.latency if ph.loads or ph.store_bytes else 0.0
         s = max(ph.stages, 1)
-        chain = (c_it + m_it + latency) if s == 1 else (latency + m_it) / (s - 1)
-        slot = max(b * c_it, b * m_it, chain / b)
-        slots = ph.trips + s - 1 if ph.trips else 0
+        if core:  # one thread runs the compute and the scratch copies in turn; caches and DRAM stream alongside
+            shared = tiers.pop(t.shared_tier)
+            slot = max(c_it + shared + (latency if s == 1 else 0.0), *tiers.values())
+            tiers[t.shared_tier] = shared
+        else:
+            chain = (c_it + m_it + latency) if s == 1 else (latency + m_it) / (s - 1)
+            slot = max(b * c_it, b * m_it, chain / b)
+        # a GPU pipeline fills and drains; on a CPU, stages only set how far ahead the copies prefetch
+        slots = ph.trips + (s - 1 if not core else 0) if ph.trips else 0
         return slots * slot, ph.trips * b * c_it, {k: ph.trips * b * v for k, v in tiers.items()}
 
     def wave(self, b: int, active: int) -> tuple[float, float, dict]:
@@ -179,6 +202,20 @@ def dram_scale(counts: KernelCounts, target: Target) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------ predict
+_COUNTS: dict = {}  # id(kernel) -> (kernel, wave blocks, counts): a calibration fit re-times the same kernels
+
+
+def _counts(kernel: ir.Kernel, wave_blocks: int) -> KernelCounts:
+    hit = _COUNTS.get(id(kernel))
+    if hit is not None and hit[0] is kernel and hit[1] == wave_blocks:
+        return hit[2]
+    counts = Counting(kernel, wave_blocks).run()
+    if len(_COUNTS) >= 4096:
+        _COUNTS.clear()
+    _COUNTS[id(kernel)] = (kernel, wave_blocks, counts)  # holding the kernel keeps its id from being reused
+    return counts
+
+
 def predict(kernel: ir.Kernel, target="h100") -> CostReport:
     """Predicted time and its breakdown for a kernel bound by `TileKernel.specialize(..., arch=target)`."""
     target = get_target(target)
@@ -186,7 +223,7 @@ def predict(kernel: ir.Kernel, target="h100") -> CostReport:
     smem, frag = tile_bytes(kernel)  # occupancy needs only the allocations
     bps, limiter = occupancy(KernelCounts(0, [], smem, frag, {}, []), target, eff)
     wave_blocks = target.sms * bps
-    counts = Counting(kernel, wave_blocks).run()
+    counts = _counts(kernel, wave_blocks)
     scale = dram_scale(counts, target)
     timing = Timing(counts, target, eff, scale)
 

@@ -66,6 +66,8 @@ class Target:
     launch_overhead: float = 5 * US
     #: default efficiencies (fraction of peak reached by good code); calibration.json overrides them
     efficiency: dict = field(default_factory=dict)
+    #: CPU only: one core's micro-architecture, in cycles (tilec/cost/cpu.py says which figures and why)
+    core: dict = field(default_factory=dict)
     notes: str = ""
 
     def peak_flops(self, dtype: str, matrix: bool) -> float:
@@ -215,6 +217,23 @@ def _cpu_flags() -> set:
     return set(m.group(2).split()) if m else set()
 
 
+def _cpu_field(name: str) -> str:
+    try:
+        m = re.search(rf"^{name}\s*:\s*(.*)$", Path("/proc/cpuinfo").read_text(), re.M)
+    except OSError:
+        m = None
+    return m.group(1).strip() if m else ""
+
+
+def fma_datapath_bytes(flags: set, vendor: str, family: str) -> int:
+    """Bytes one FMA pipe handles per cycle. AMD Zen 4 (family 25 with AVX-512) runs a 512-bit op on its 256-bit
+    pipes in two halves (AMD "Software Optimization Guide for the AMD Zen4 Microarchitecture", sec. 2.11); Zen 5
+    and Intel's AVX-512 server cores have full 512-bit FMA pipes (Intel optimization manual, "Intel AVX-512")."""
+    if vendor == "AuthenticAMD" and family.isdigit() and int(family) < 26:
+        return min(32, simd_bytes(flags))
+    return simd_bytes(flags)
+
+
 def _cpu_mhz() -> float:
     try:
         m = re.search(r"^cpu MHz\s*:\s*([\d.]+)", Path("/proc/cpuinfo").read_text(), re.M)
@@ -267,32 +286,41 @@ def _timed(fn, clock) -> float:
 
 
 def host_cpu(measure: bool = False) -> Target:
-    """The machine we run on, detected. Peak = cores x SIMD lanes x 2 (FMA) x 2 FMA pipes x clock (x86 cores since
-    Haswell/Zen 2 issue two vector FMAs per cycle: Intel and AMD optimization manuals). DRAM bandwidth is an
-    estimate (~ 10 GB/s per core, capped at 200 GB/s) unless `measure` times it (measure_host_bandwidth)."""
+    """The machine we run on, detected. Peak = cores x 2 FMA pipes x 2 (FMA) x lanes of one pipe's datapath x clock
+    (x86 cores since Haswell/Zen 2 issue two vector FMAs per cycle: Intel and AMD optimization manuals). DRAM
+    bandwidth is an estimate (~ 10 GB/s per core, capped at 200 GB/s) unless `measure` times it
+    (measure_host_bandwidth). The LLC -> core path moves 32 B/cycle per core (Zen 4: AMD optimization guide sec.
+    2.12; Intel server cores: the same order, Intel optimization manual), L2 -> L1 64 B/cycle."""
     cores = os.cpu_count() or 1
     flags = _cpu_flags()
     width = simd_bytes(flags)
+    fma_bytes = fma_datapath_bytes(flags, _cpu_field("vendor_id"), _cpu_field("cpu family"))
     hz = _cpu_mhz() * 1e6
     caches = _cpu_caches()
     l1, l2, l3 = caches.get(1, 32 * KiB), caches.get(2, 1 * MiB), caches.get(3, 32 * MiB)
     fma = 2 * 2 * hz * cores
-    vector = {dt: fma * width // size for dt, size in (("float32", 4), ("float64", 8), ("int8", 1))}
+    vector = {dt: fma * fma_bytes // size for dt, size in (("float32", 4), ("float64", 8), ("int8", 1))}
     # no native fp16/bf16 FMA on most hosts: the LLVM backend widens them to float32
     vector.update(float16=vector["float32"], bfloat16=vector["float32"])
     dram_bw = measure_host_bandwidth() if measure else min(10 * GB * cores, 200 * GB)
+    # Zen 4 / recent Intel: 4-cycle FMA latency, two loads and one 256-bit store per cycle (AMD Zen 4 guide sec.
+    # 2.11-2.12; Intel optimization manual); exp, a scalar max step and a loop entry: estimates (glibc's expf is ~ 15-20 cycles
+    # with the call and the scalarisation around it; maxnum lowers to max + compare + blend ~ 4 cycles).
+    core = {"clock_hz": hz, "simd_bytes": width, "fma_bytes": fma_bytes, "fma_pipes": 2, "load_ports": 2,
+            "fma_latency": 4, "store_bytes": 32, "exp_cycles": 16, "chain_cycles": 4, "row_cycles": 10}
     return Target(
         "cpu", "cpu", cores, l2, l2, smem_per_sm=l2, regs_per_sm=l2, max_blocks_per_sm=1, threads_per_block=1,
-        matrix_flops={}, vector_flops=vector, sfu_ops=hz * cores * width / 4 / 10,  # ~10 cycles per exp vector
+        matrix_flops={}, vector_flops=vector, sfu_ops=hz * cores / core["exp_cycles"],
         memory={"dram": Tier(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), dram_bw, 0.1 * US),
-                "l3": Tier(l3, dram_bw * 4, 40 * NS), "l2": Tier(l2, 32 * hz, 4 * NS),
+                "l3": Tier(l3, 32 * hz * cores, 40 * NS), "l2": Tier(l2, 32 * hz, 4 * NS),
                 "l1": Tier(l1, 64 * hz, 1 * NS), "ssd": Tier(1e12, 3 * GB, 80 * US)},
         global_tier="dram", cache_tier="l3", shared_tier="l2",
         links={**COMMON_LINKS},
         paths={"dram->ssd": ("nvme",), "dram->cxl": ("cxl",), "dram->remote_dram": ("rdma",)},
-        launch_overhead=20 * US,
-        notes=f"detected: {cores} cores, {width * 8}-bit SIMD, {hz / 1e9:.2f} GHz, L2 {l2 // KiB} KiB, "
-              f"L3 {l3 // MiB} MiB; DRAM bandwidth {'measured' if measure else 'estimated'}")
+        launch_overhead=20 * US, core=core, efficiency={"sfu": 1.0, "loop": 1.0},
+        notes=f"detected: {cores} cores, {width * 8}-bit SIMD on {fma_bytes * 8}-bit FMA pipes, {hz / 1e9:.2f} GHz, "
+              f"L1d {l1 // KiB} KiB, L2 {l2 // KiB} KiB, L3 {l3 // MiB} MiB; DRAM bandwidth "
+              f"{'measured' if measure else 'estimated'}")
 
 
 TARGETS["cpu"] = host_cpu()
