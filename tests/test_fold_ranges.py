@@ -50,3 +50,15 @@ def test_value_range_is_conservative():
     assert value_range(ir.BinOp("//", j, ir.index(2), "index"), env) is None
     assert value_range(ir.BinOp("%", i, ir.index(16), "index"), env) == (0, 7)
     assert value_range(ir.Var("k", "index"), env) is None
+
+
+def test_clamp_that_never_clamps_is_dropped():
+    from tilec.passes.ranges import fold_compare
+
+    c, d = ir.Var("c", "index"), ir.Var("d", "index")
+    env = {"c": (0, 8), "d": (0, 63)}
+    col = ir.BinOp("+", ir.BinOp("*", c, ir.index(64), "index"), d, "index")  # at most 575
+    assert fold_compare(ir.BinOp("min", col, ir.index(575), "index"), env) == col
+    kept = ir.BinOp("min", col, ir.index(574), "index")
+    assert fold_compare(kept, env) == kept
+    assert fold_compare(ir.BinOp("max", col, ir.index(0), "index"), env) == col

@@ -28,7 +28,8 @@ def sparse_attention_kernel(dtype: str):
     def sparse_attention_fwd(Q: T.Tensor[("S", "H", "D"), dtype], K: T.Tensor[("N", "HK", "D"), dtype],
                              V: T.Tensor[("N", "HK", "DV"), dtype], Idx: T.Tensor[("S", "TOPK"), "int32"],
                              O: T.Tensor[("S", "H", "DV"), dtype], *, group: int = 1, block_h: int = 1,
-                             block_n: int = 64, block_d: int = 64, scale: float = 1.0):
+                             block_n: int = 64, block_d: int = 64, scale: float = 1.0, num_stages: int = 1,
+                             chunk_stages: int = 1):
         # block_h divides group, so a block's heads never straddle two kv heads
         with T.Kernel(S, HK * (group // block_h)) as (t, hb):
             hk = hb // (group // block_h)
@@ -49,10 +50,11 @@ def sparse_attention_kernel(dtype: str):
             T.fill(m, -T.infinity("float32"))
             T.clear(l)
             T.clear(acc)
-            for kb in T.serial(T.ceildiv(TOPK, block_n)):
+            # num_stages > 1 lets the GPU gather the next indices' rows while this step computes
+            for kb in T.Pipelined(T.ceildiv(TOPK, block_n), num_stages=num_stages):
                 T.copy(Idx[t, kb * block_n], ids, pad=-1)  # slots past topk read as padding
                 T.clear(s)
-                for c in T.serial(T.ceildiv(D, block_d)):
+                for c in T.Pipelined(T.ceildiv(D, block_d), num_stages=chunk_stages):
                     T.copy(Q[t, h0, c * block_d], q)  # columns past D read 0: they add nothing to the dot
                     for j, d in T.Parallel(block_n, block_d):
                         kt[j, d] = K[T.max(ids[j], 0), hk, T.min(c * block_d + d, D - 1)]

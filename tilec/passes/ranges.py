@@ -49,13 +49,21 @@ def value_range(e, env: dict) -> Range | None:
 
 
 def fold_compare(e, env: dict):
-    """A comparison whose answer the ranges decide becomes a bool Const; `and`/`or` with a decided side shrink."""
+    """A comparison whose answer the ranges decide becomes a bool Const, a min/max one side of which always wins
+becomes that side, and `and`/`or` with a decided side shrink."""
     if isinstance(e, ir.BinOp) and e.op in _COMPARE:
         a, b = value_range(e.lhs, env), value_range(e.rhs, env)
         if a is not None and b is not None:
             always, never = _COMPARE[e.op](a, b)
             if always or never:
                 return ir.Const(bool(always), "bool")
+    if isinstance(e, ir.BinOp) and e.op in ("min", "max") and ir.is_int(e.dtype):
+        a, b = value_range(e.lhs, env), value_range(e.rhs, env)
+        if a is not None and b is not None:  # one side always wins: a clamp that never clamps
+            if a[1] <= b[0]:
+                return e.lhs if e.op == "min" else e.rhs
+            if b[1] <= a[0]:
+                return e.rhs if e.op == "min" else e.lhs
     if isinstance(e, ir.BinOp) and e.op in ("and", "or") and e.dtype == "bool":
         for known, other in ((e.lhs, e.rhs), (e.rhs, e.lhs)):
             if isinstance(known, ir.Const):
