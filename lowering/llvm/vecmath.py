@@ -40,12 +40,12 @@ class _Format:
 
 # The P coefficients are a relative-error weighted least-squares fit of (e^r - 1 - r) / r^2 on Chebyshev nodes of
 # [-ln2/2, ln2/2] (done in 50-digit mpmath); max relative error of 1 + r + r^2 P(r): 3.8e-9 (f32), 1.2e-17 (f64).
-F32 = _Format(dt.F32, dt.I32, 23, 127, 12582912.0, 0.693145751953125, 1.428606765330187e-06,
+FLOAT32 = _Format(dt.F32, dt.I32, 23, 127, 12582912.0, 0.693145751953125, 1.428606765330187e-06,
               1.4426950216293335, 1.925963033500011e-08, 150.0,
               (0.49999988079071045, 0.166665181517601, 0.04166953265666962, 0.008368915878236294,
                0.0013751407386735082),
               4, 0x3F3504F3, 1.1754943508222875e-38)
-F64 = _Format(dt.F64, dt.I64, 52, 1023, 6755399441055744.0, 0.6931471803691238, 1.9082149292705877e-10,
+FLOAT64 = _Format(dt.F64, dt.I64, 52, 1023, 6755399441055744.0, 0.6931471803691238, 1.9082149292705877e-10,
               1.4426950408889634, 2.0355273740931033e-17, 1400.0,
               (0.5000000000000012, 0.16666666666666483, 0.04166666666651632, 0.008333333333451433,
                0.0013888888946678828, 0.00019841269597118904, 2.480149034623507e-05, 2.755750728541229e-06,
@@ -64,7 +64,7 @@ class _Emitter:
     def __init__(self, cg, x):
         self.cg, self.b = cg, cg.b
         elem = x.type.element if isinstance(x.type, ir.VectorType) else x.type
-        self.fmt = F64 if isinstance(elem, ir.DoubleType) else F32
+        self.fmt = FLOAT64 if isinstance(elem, ir.DoubleType) else FLOAT32
         self.lanes = dt.lanes_of(x)
 
     def __call__(self, name, x):
