@@ -71,16 +71,10 @@ def flash_attention_kernel(dtype: str):
                 T.copy(V[b, hk, kb * block_n, 0], vt)
                 T.clear(s)
                 T.gemm(q, kt, s, transpose_b=True)
-                # only tiles that reach past the first row's last visible key need the mask (one uniform branch
-                # per tile: the causal diagonal and the ragged end; most tiles skip the compare and select)
-                if (kb + 1) * block_n > (T.min(SKV, row0 + 1 + SKV - SQ) if causal else SKV):
-                    for i, j in T.Parallel(block_m, block_n):
-                        # keys past SKV (zero padding) and, when causal, keys after the row's diagonal -> -inf
-                        limit = T.min(SKV, row0 + i + 1 + SKV - SQ) if causal else SKV
-                        s[i, j] = T.where(kb * block_n + j < limit, s[i, j] * scale_log2, -T.infinity("float32"))
-                else:
-                    for i, j in T.Parallel(block_m, block_n):
-                        s[i, j] = s[i, j] * scale_log2
+                for i, j in T.Parallel(block_m, block_n):
+                    # keys past SKV (zero padding) and, when causal, keys after the row's diagonal -> -inf
+                    limit = T.min(SKV, row0 + i + 1 + SKV - SQ) if causal else SKV
+                    s[i, j] = T.where(kb * block_n + j < limit, s[i, j] * scale_log2, -T.infinity("float32"))
                 T.copy(m, m_prev)
                 T.reduce_max(s, m, dim=1, clear=False)
                 for i in T.Parallel(block_m):
