@@ -62,3 +62,14 @@ def test_clamp_that_never_clamps_is_dropped():
     kept = ir.BinOp("min", col, ir.index(574), "index")
     assert fold_compare(kept, env) == kept
     assert fold_compare(ir.BinOp("max", col, ir.index(0), "index"), env) == col
+
+
+def test_a_loop_that_never_runs_is_dropped():
+    from tilec.ops.attention import flash_attention_kernel
+
+    kernel = flash_attention_kernel("float32")
+    dims = {"B": 1, "HQ": 2, "HKV": 2, "SQ": 128, "SKV": 128, "D": 32}
+    # no causal mask and 128 keys in whole 64-key tiles: the masked second key loop has nothing to do
+    exact = print_kernel(kernel.stages("llvm", **dims, block_m=64, block_n=64)["fold-ranges"])
+    ragged = print_kernel(kernel.stages("llvm", **{**dims, "SKV": 100}, block_m=64, block_n=64)["fold-ranges"])
+    assert exact.count("for.pipelined") == 1 and ragged.count("for.pipelined") == 2

@@ -66,7 +66,32 @@ def flash_attention_kernel(dtype: str):
             # causal: the last key any row of this block sees is row0 + block_m - 1 + SKV - SQ
             num_kv = (T.ceildiv(T.min(SKV, T.max(row0 + block_m + SKV - SQ, 0)), block_n) if causal
                       else T.ceildiv(SKV, block_n))
-            for kb in T.Pipelined(num_kv, num_stages=num_stages):
+            num_full = T.min(num_kv, (T.max(row0 + 1 + SKV - SQ, 0) if causal else SKV) // block_n)
+            # keys below the first row's limit are visible to every row of the block: those tiles skip the mask
+            # (a second loop takes the causal diagonal and the ragged end, masked)
+            for kb in T.Pipelined(num_full, num_stages=num_stages):
+                T.copy(K[b, hk, kb * block_n, 0], kt)
+                T.copy(V[b, hk, kb * block_n, 0], vt)
+                T.clear(s)
+                T.gemm(q, kt, s, transpose_b=True)
+                for i, j in T.Parallel(block_m, block_n):
+                    s[i, j] = s[i, j] * scale_log2
+                T.copy(m, m_prev)
+                T.reduce_max(s, m, dim=1, clear=False)
+                for i in T.Parallel(block_m):
+                    # a row with no visible key yet keeps m = -inf; subtract 0 then so exp2 gives 0, not NaN
+                    m_safe[i] = T.where(m[i] == -T.infinity("float32"), 0.0, m[i])
+                    alpha[i] = T.exp2(m_prev[i] - m_safe[i])
+                for i, j in T.Parallel(block_m, block_n):
+                    s[i, j] = T.exp2(s[i, j] - m_safe[i])
+                    p[i, j] = s[i, j]
+                T.reduce_sum(s, row_sum, dim=1)
+                for i in T.Parallel(block_m):
+                    l[i] = l[i] * alpha[i] + row_sum[i]
+                for i, d in T.Parallel(block_m, D):
+                    acc[i, d] = acc[i, d] * alpha[i]
+                T.gemm(p, vt, acc)
+            for kb in T.Pipelined(num_full, num_kv, num_stages=num_stages):
                 T.copy(K[b, hk, kb * block_n, 0], kt)
                 T.copy(V[b, hk, kb * block_n, 0], vt)
                 T.clear(s)

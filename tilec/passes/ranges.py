@@ -2,7 +2,8 @@
 bound. A block index runs over its grid extent, a loop variable over its bounds, a `T.Parallel` index over its
 extent, and a let-bound value over the range of its expression; `kb * 64 + j < 4096` with kb < 64 and j < 64 is
 then always true, so the mask it guards (`T.where`, an `if`) is dropped and the lowering emits no compare and
-select per element. Only integer comparisons are folded; anything unknown (a loaded value, a float) stays."""
+select per element; a loop whose stop never exceeds its start is dropped. Only integer comparisons are folded;
+anything unknown (a loaded value, a float) stays."""
 from __future__ import annotations
 
 import dataclasses
@@ -109,6 +110,9 @@ class FoldRanges(Pass):
                 stmt = dataclasses.replace(stmt, then_body=self.body(stmt.then_body, env),
                                            else_body=self.body(stmt.else_body, env))
             elif isinstance(stmt, ir.For):
+                lo, hi = value_range(stmt.start, env), value_range(stmt.stop, env)
+                if lo is not None and hi is not None and hi[1] <= lo[0]:
+                    continue  # runs zero times for every block
                 inner = dict(env)
                 r = extent_range(stmt.start, stmt.stop, env)
                 step = value_range(stmt.step, env)
