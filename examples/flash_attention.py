@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 import math
-import time
 
 import numpy as np
 
 from tilec.ops.attention import flash_attention
+from tilec.testing import best_time
 
 #: allowed max |o - o_ref| per dtype (fp16/bf16 probabilities are rounded before the PV product)
 TOLERANCE = {"float32": 1e-4, "float16": 5e-3, "bfloat16": 4e-2}
@@ -30,19 +30,6 @@ def attention_reference(q, k, v, causal: bool, dtype=np.float64) -> np.ndarray:
         s = np.where(np.arange(skv)[None, :] <= np.arange(sq)[:, None] + skv - sq, s, -np.inf)
     s = np.exp(s - s.max(-1, keepdims=True))
     return s @ v / s.sum(-1, keepdims=True)
-
-
-def best_time(fn, repeat: int, sync=lambda: None) -> float:
-    """The fastest of `repeat` runs, in seconds (after one warm-up run that also compiles)."""
-    fn()
-    sync()
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        sync()
-        best = min(best, time.perf_counter() - start)
-    return max(best, 1e-9)
 
 
 def main(argv=None) -> int:

@@ -7,28 +7,15 @@
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 
 import tilec.ops
+from tilec.testing import best_time
 
 #: allowed max |C - C_ref| / max |C_ref| per input dtype (fp32 accumulation in both cases; a half-precision
 #: output is rounded to 11 significant bits, 2^-11 ~ 5e-4)
 TOLERANCE = {"float32": 1e-5, "float16": 2e-3, "float64": 1e-12}
-
-
-def best_time(fn, repeat: int, sync=lambda: None) -> float:
-    """The fastest of `repeat` runs, in seconds (after one warm-up run that also compiles)."""
-    fn()
-    sync()
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        sync()
-        best = min(best, time.perf_counter() - start)
-    return max(best, 1e-9)
 
 
 def main(argv=None) -> int:

@@ -6,11 +6,11 @@ outputs with the router weights (moe_unpermute). Checked against NumPy in float6
     python examples/moe.py --tokens 4096 --hidden 2048 --out 1408 --experts 64 --topk 6 --device cuda --dtype float16
 """
 import argparse
-import time
 
 import numpy as np
 
 from tilec.ops.moe import grouped_gemm, moe_permute, moe_unpermute
+from tilec.testing import best_time
 
 #: allowed max |y - y_ref| relative to max |y_ref| per dtype (sums of `hidden` products)
 TOLERANCE = {"float32": 1e-5, "float16": 5e-3, "bfloat16": 3e-2}
@@ -24,18 +24,6 @@ def moe_reference(x, w, topk_ids, topk_weights) -> np.ndarray:
         tok, slot = np.nonzero(topk_ids == e)
         out[tok] += topk_weights[tok, slot, None] * (x[tok] @ w[e])
     return out
-
-
-def best_time(fn, repeat: int, sync=lambda: None) -> float:
-    fn()
-    sync()
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        sync()
-        best = min(best, time.perf_counter() - start)
-    return max(best, 1e-9)
 
 
 def main(argv=None) -> int:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import time
 
 import numpy as np
 
 from tilec.ops.kv_cache import kv_gather, kv_scatter
 from tilec.ops.paged import paged_attention
+from tilec.testing import best_time
 
 TOLERANCE = {"float32": 1e-4, "float16": 5e-3, "bfloat16": 4e-2}
 
@@ -32,18 +32,6 @@ def decode_reference(q, keys, values) -> np.ndarray:
         p = np.exp(scores - scores.max(-1, keepdims=True))
         out[s] = np.einsum("ht,thd->hd", p / p.sum(-1, keepdims=True), v)
     return out
-
-
-def best_time(fn, repeat: int, sync=lambda: None) -> float:
-    fn()
-    sync()
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        sync()
-        best = min(best, time.perf_counter() - start)
-    return max(best, 1e-9)
 
 
 def main(argv=None) -> int:

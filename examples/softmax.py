@@ -7,11 +7,11 @@ torch.softmax (CUDA). Rows longer than one tile take the two-pass online kernel.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 
 import tilec.ops
+from tilec.testing import best_time
 
 #: allowed max |y - y_ref| per dtype (outputs lie in [0, 1]; fp16 keeps 11 significant bits)
 TOLERANCE = {"float32": 1e-6, "float16": 1e-3, "float64": 1e-12}
@@ -27,19 +27,6 @@ def numpy_softmax(x: np.ndarray) -> np.ndarray:
     """The peer on the CPU: the same formula in NumPy, in x's dtype."""
     e = np.exp(x - x.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
-
-
-def best_time(fn, repeat: int, sync=lambda: None) -> float:
-    """The fastest of `repeat` runs, in seconds (after one warm-up run that also compiles)."""
-    fn()
-    sync()
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        sync()
-        best = min(best, time.perf_counter() - start)
-    return max(best, 1e-9)
 
 
 def main(argv=None) -> int:

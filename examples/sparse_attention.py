@@ -6,29 +6,17 @@ against NumPy in float64, and the attention kernel is timed.
     python examples/sparse_attention.py --tokens 64 --heads 128 --keys 8192 --device cuda --dtype bfloat16
 """
 import argparse
-import time
 
 import numpy as np
 
 from tilec.ops.indexer import lightning_indexer, lightning_indexer_reference, topk_indices
 from tilec.ops.sparse import sparse_attention, sparse_attention_reference
+from tilec.testing import best_time
 
 #: allowed max |o - o_ref| per dtype (attention outputs are convex combinations of v rows, |v| ~ 1..4)
 TOLERANCE = {"float32": 1e-4, "float16": 1e-2, "bfloat16": 6e-2}
 DQK, DV = 576, 512  # MLA: 512 latent + 64 rope dims for q.k, 512 latent dims for v (DeepSeek-V3 config)
 INDEX_HEADS, INDEX_DIM = 64, 128  # DeepSeek-V3.2's indexer: 64 heads of 128 dims
-
-
-def best_time(fn, repeat: int, sync=lambda: None) -> float:
-    fn()
-    sync()
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        sync()
-        best = min(best, time.perf_counter() - start)
-    return max(best, 1e-9)
 
 
 def main(argv=None) -> int:
