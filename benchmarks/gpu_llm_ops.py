@@ -11,6 +11,7 @@ import contextlib
 import json
 import math
 import os
+import sys
 import time
 
 import torch
@@ -19,6 +20,8 @@ import triton
 import triton.testing
 
 import tilec.ops as ops
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # benchmarks/peers
 
 ROWS = []
 COPY_BPS = 3.0e12  # H100 copy bandwidth measured earlier; the 'copy' case replaces it with this run's
@@ -56,6 +59,18 @@ def flash(causal):
         with torch.nn.attention.sdpa_kernel(choice) if choice else contextlib.nullcontext():
             peer_ms = bench_ms(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=causal))
         record(f"flash_attention bf16 B{b} H{h} S{s} D{d} causal={causal}", mine, peer, peer_ms, flops=flops, err=err)
+    try:  # TileLang 0.1.15 (carried to the GPU machine by ../shared/peers/pack_peers.sh), when it is importable
+        from peers.tilelang_flash import build
+        t0 = time.perf_counter()
+        tl_kernel = build(b, h, s, d, causal)
+        compile_s = time.perf_counter() - t0
+        tl_err = (tl_kernel(q, k, v).float() - ref.float()).abs().max().item()
+        record(f"flash_attention bf16 B{b} H{h} S{s} D{d} causal={causal}", mine, "TileLang 0.1.15",
+               bench_ms(lambda: tl_kernel(q, k, v)), flops=flops, err=err,
+               extra={"peer_max_err": tl_err, "peer_compile_s": round(compile_s, 2)})
+    except Exception as exc:
+        record(f"flash_attention bf16 B{b} H{h} S{s} D{d} causal={causal}", mine, "TileLang 0.1.15", None,
+               flops=flops, err=err, extra={"peer_error": f"{type(exc).__name__}: {exc}"[:300]})
 
 
 def paged(bs, ctx, hq, hkv=8, d=128, page=16):
