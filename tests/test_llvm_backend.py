@@ -324,3 +324,22 @@ def test_lowering_names_function_and_marks_noalias():
     text = backend.lower(k)
     assert 'define void @"tilec_matmul"(ptr noalias' in text
     assert "llvm.fma.v16f32" in text
+
+
+@tilec.kernel
+def count_blocks(Out: T.Tensor[("N",), "float32"]):
+    with T.Kernel(N) as bx:
+        T.atomic_add(Out[bx], 1.0)
+
+
+@pytest.mark.parametrize("blocks,threads,chunks_per_thread", [(101, 3, 8), (7, 2, 8), (2, 3, 8), (50, 2, 1)])
+def test_launcher_runs_every_block_once(monkeypatch, blocks, threads, chunks_per_thread):
+    from tilec.lowering.llvm import jit
+
+    monkeypatch.setattr(settings, "num_threads", threads)
+    monkeypatch.setattr(jit, "CHUNKS_PER_THREAD", chunks_per_thread)
+    out = np.zeros(blocks, np.float32)
+    run = build(count_blocks, {"N": blocks})
+    for _ in range(2):  # a second call takes chunks from a fresh counter
+        run(out)
+    np.testing.assert_array_equal(out, np.full(blocks, 2.0, np.float32))

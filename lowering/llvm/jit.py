@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import itertools
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from math import prod
@@ -73,6 +74,11 @@ def worker_pool(n: int) -> ThreadPoolExecutor:
         return _pool
 
 
+#: chunks of blocks per thread: small enough to even out unequal cores, large enough that the per-chunk call
+#: (a few microseconds) stays negligible
+CHUNKS_PER_THREAD = 8
+
+
 class Launcher:
     """`launcher(*arrays)` runs the kernel's whole grid. It owns the execution engine holding the code, and one
     scratch buffer per thread (reused across calls; a lock keeps concurrent calls from sharing them)."""
@@ -101,16 +107,26 @@ class Launcher:
             raise TilecArgumentError(f"{self.kernel_name} takes {self.num_params} tensors, got {len(arrays)}")
         ptrs = [a.__array_interface__["data"][0] for a in arrays]
         threads = max(1, min(settings.num_threads, self.num_blocks))
-        bounds = [self.num_blocks * t // threads for t in range(threads + 1)]
         with self._lock:
             scratch = self.scratch(threads)
             if threads == 1:
                 self.cfunc(*ptrs, 0, self.num_blocks, scratch[0])
                 return
+            # Threads take chunks of blocks from a shared counter instead of one fixed slice each: on cores shared
+            # with other processes (or another library's spinning threads) a static split waits for the slowest.
+            chunks = min(self.num_blocks, threads * CHUNKS_PER_THREAD)
+            bounds = [self.num_blocks * c // chunks for c in range(chunks + 1)]
+            taken = itertools.count()  # next() on it is atomic under the GIL
+
+            def work(scratch_ptr):
+                c = next(taken)
+                while c < chunks:
+                    self.cfunc(*ptrs, bounds[c], bounds[c + 1], scratch_ptr)
+                    c = next(taken)
+
             pool = worker_pool(threads - 1)
-            futures = [pool.submit(self.cfunc, *ptrs, bounds[t], bounds[t + 1], scratch[t])
-                       for t in range(1, threads)]
-            self.cfunc(*ptrs, bounds[0], bounds[1], scratch[0])  # the caller's thread takes the first slice
+            futures = [pool.submit(work, scratch[t]) for t in range(1, threads)]
+            work(scratch[0])  # the caller's thread works too
             for f in futures:
                 f.result()
 
