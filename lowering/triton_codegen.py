@@ -52,7 +52,14 @@ def block_dependent_trip_counts(kernel: ir.Kernel) -> bool:
     dependent = {v.name for v in kernel.block_vars}
 
     def depends(e) -> bool:
-        return any(isinstance(x, ir.Var) and x.name in dependent for x in ir.walk_expr(e))
+        """Through arithmetic only: a length read from memory (a MoE schedule, a sequence length) is the data's
+        to balance, and measured on an H200 the persistent grid still won there (grouped GEMM, 512 rows per
+        expert: 761 TFLOP/s against 708)."""
+        if isinstance(e, ir.Load):
+            return False
+        if isinstance(e, ir.Var):
+            return e.name in dependent
+        return any(depends(c) for c in expr_children(e))
 
     for stmt in ir.walk_stmts(kernel.body):
         if isinstance(stmt, ir.Let) and depends(stmt.value):
@@ -60,6 +67,18 @@ def block_dependent_trip_counts(kernel: ir.Kernel) -> bool:
         elif isinstance(stmt, ir.For) and (depends(stmt.start) or depends(stmt.stop)):
             return True
     return False
+
+
+def expr_children(e) -> tuple:
+    if isinstance(e, ir.BinOp):
+        return e.lhs, e.rhs
+    if isinstance(e, ir.UnaryOp):
+        return (e.operand,)
+    if isinstance(e, ir.Cast):
+        return (e.value,)
+    if isinstance(e, ir.Select):
+        return e.cond, e.true_value, e.false_value
+    return ()
 
 
 def block_order(kernel: ir.Kernel) -> str:

@@ -51,6 +51,31 @@ def test_tile_schedule_skips_empty_groups():
     assert tile_schedule(np.array([0, 5, 5, 12]), 4).tolist() == [[1, 0, 5], [1, 4, 5], [3, 5, 12], [3, 9, 12]]
 
 
+@pytest.mark.parametrize("m,offsets,block_m", [(12, [0, 5, 5, 12], 4), (29, [5, 12, 20], 8), (7, [7], 16),
+                                               (40, [0, 0, 0], 4), (33, [33, 33, 33, 33], 5)])
+def test_device_schedule_is_the_host_schedule_plus_spare_rows(m, offsets, block_m):
+    torch = pytest.importorskip("torch")
+    from tilec.ops.moe import device_schedule
+
+    sched = device_schedule(torch.tensor(offsets, dtype=torch.int32), m, block_m).numpy()
+    host = tile_schedule(np.array(offsets), block_m)
+    assert sched.shape[0] >= len(host)
+    np.testing.assert_array_equal(sched[:len(host)], host)
+    assert (sched[len(host):, 1] == sched[len(host):, 2]).all()  # spare rows cover no row: the kernel skips them
+    assert ((sched[:, 0] >= 0) & (sched[:, 0] < len(offsets))).all()  # every expert id is a real one
+
+
+@pytest.mark.parametrize("m,k,n,offsets", [(37, 20, 19, [10, 10, 30, 37]), (29, 17, 40, [5, 12, 20]),
+                                           (9, 8, 8, [0, 0, 0])])
+def test_grouped_gemm_triton_interpreter_with_spare_tiles(m, k, n, offsets):
+    torch = pytest.importorskip("torch")
+    offsets = np.array(offsets, np.int32)
+    x, w = rand(m, k), rand(len(offsets), k, n)
+    y = grouped_gemm(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(offsets), target="triton",
+                     block_m=16, block_n=16, block_k=16)
+    np.testing.assert_allclose(y.numpy(), grouped_gemm_reference(x, w, offsets), rtol=1e-4, atol=1e-4)
+
+
 # ------------------------------------------------------------------------------------------ permute / unpermute
 @pytest.mark.parametrize("ntok,h,n,num_experts,topk", [(1, 1, 1, 1, 1), (13, 20, 19, 5, 2), (31, 48, 33, 8, 3)])
 def test_moe_layer_llvm(ntok, h, n, num_experts, topk):

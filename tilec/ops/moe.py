@@ -31,7 +31,10 @@ def grouped_gemm_kernel(dtype: str):
             b = T.alloc_shared((block_k, block_n), dtype)
             acc = T.alloc_fragment((block_m, block_n), "float32")
             T.clear(acc)
-            for kb in T.Pipelined(T.ceildiv(K, block_k), num_stages=num_stages):
+            # a schedule built on the GPU has spare rows (r0 = r1): their loop runs once (never zero times, which a
+            # flattened persistent loop handles less surely) and their store is masked
+            steps = T.max(T.ceildiv(K, block_k) * T.min(T.max(r1 - r0, 0), 1), 1)
+            for kb in T.Pipelined(steps, num_stages=num_stages):
                 T.copy(X[r0, kb * block_k], a)
                 T.copy(W[e, kb * block_k, bx * block_n], b)
                 T.gemm(a, b, acc)
@@ -117,18 +120,42 @@ def grouped_gemm(x, w, offsets, *, check=True, target=None, **config):
     if _host.dtype_name(w) != _host.dtype_name(x):
         raise tilec.TilecArgumentError(f"{op}: 'w' has dtype {_host.dtype_name(w)}; expected x's "
                                        f"{_host.dtype_name(x)}")
-    ends = _host.host_numpy(_host.as_int32(op, "offsets", offsets)).astype(np.int64)
     if check:
-        check_offsets(op, ends, m)
+        check_offsets(op, _host.host_numpy(_host.as_int32(op, "offsets", offsets)).astype(np.int64), m)
     dtype = _host.dtype_name(x)
     config = {**default_config(m, e, backend_for(x, target)), **config}
-    # clipped to [0, M] and made non-decreasing: even unchecked offsets give a schedule inside x and y
-    sched = tile_schedule(np.maximum.accumulate(np.clip(ends, 0, m)), config["block_m"])
+    if _host.is_torch(x):  # built where the tensors are: no device-to-host copy, no sync between launches
+        sched = device_schedule(_host.as_int32(op, "offsets", offsets), m, config["block_m"])
+    else:
+        ends = np.asarray(offsets).astype(np.int64)
+        # clipped to [0, M] and made non-decreasing: even unchecked offsets give a schedule inside x and y
+        sched = tile_schedule(np.maximum.accumulate(np.clip(ends, 0, m)), config["block_m"])
     y = _host.zeros(x, (m, n), dtype)  # rows past offsets[-1] belong to no expert: 0
     if len(sched) and n:
-        grouped_gemm_kernel(dtype)(_host.contiguous(x), _host.contiguous(w), _host.like(x, sched), y,
-                                   target=target, **config)
+        grouped_gemm_kernel(dtype)(_host.contiguous(x), _host.contiguous(w), sched, y, target=target, **config)
     return y
+
+
+def device_schedule(offsets, m: int, block_m: int):
+    """tile_schedule computed by torch ops on offsets' device, with a fixed row count (no host sync to learn the
+    real one): ceil(M / block_m) + E bounds the tiles (each expert wastes less than one tile), and the spare rows
+    are (E - 1, 0, 0), which the kernel skips."""
+    import torch
+
+    experts = offsets.shape[0]
+    if experts == 0 or m == 0:
+        return torch.zeros((0, 3), dtype=torch.int32, device=offsets.device)
+    ends = torch.cummax(offsets.to(torch.int64).clamp(0, m), 0).values
+    starts = torch.cat([ends.new_zeros(1), ends[:-1]])
+    tiles = (ends - starts + block_m - 1) // block_m
+    last_tile = torch.cumsum(tiles, 0)  # one past each expert's last tile
+    t = torch.arange(-(-m // block_m) + experts, device=offsets.device)
+    expert = torch.searchsorted(last_tile, t, right=True).clamp(max=experts - 1)
+    live = t < last_tile[-1]
+    r0 = starts[expert] + (t - (last_tile[expert] - tiles[expert])) * block_m
+    r1 = ends[expert]
+    zero = torch.zeros_like(r0)
+    return torch.stack([expert, torch.where(live, r0, zero), torch.where(live, r1, zero)], 1).to(torch.int32)
 
 
 def check_offsets(op: str, ends: np.ndarray, m: int):
