@@ -57,6 +57,30 @@ def test_gemm_llvm_shapes(m, n, k):
     assert isinstance(c, np.ndarray) and c.shape == (m, n) and c.dtype == np.float32
     np.testing.assert_allclose(c, gemm_reference(a, b), **gemm_tolerance(k, "float32"))
 
+@pytest.mark.parametrize("m,n,threads", [(1, 1, 2), (300, 300, 2), (256, 256, 2), (1024, 1024, 2), (100, 5000, 4),
+                                          (4097, 3, 3)])
+def test_gemm_cpu_blocks_fit_the_output(m, n, threads):
+    from tilec.ops.gemm import fit_cpu_blocks
+
+    default = {"block_m": 256, "block_n": 256, "block_k": 128, "num_stages": 2}
+    fit = fit_cpu_blocks(default, m, n, threads)
+    bm, bn = fit["block_m"], fit["block_n"]
+    assert fit["block_k"] == 128 and bm <= 256 and bn <= 256 and bm % 16 == 0 and bn % 32 == 0
+    rows, cols = -(-m // bm), -(-n // bn)
+    assert rows == -(-m // 256) or rows * cols <= 2 * threads * 2  # only split further to feed the threads
+    assert rows * bm - m < 16 * rows and cols * bn - n < 32 * cols  # padding: under one rounding step per block
+    assert rows * cols >= min(2 * threads, -(-m // 16) * -(-n // 32))
+
+
+@needs_llvm
+def test_gemm_llvm_fitted_blocks_on_two_threads(monkeypatch):
+    from tilec.settings import settings
+
+    monkeypatch.setattr(settings, "num_threads", 2)
+    a, b = operands(300, 257, 131)  # 160x160 blocks (from 256), then split to four
+    np.testing.assert_allclose(gemm(a, b), gemm_reference(a, b), **gemm_tolerance(131, "float32"))
+
+
 
 @needs_llvm
 @pytest.mark.parametrize("trans_a,trans_b", [(True, False), (False, True), (True, True)])

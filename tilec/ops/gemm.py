@@ -32,6 +32,27 @@ def default_config(backend: str) -> dict:
     return dict(DEFAULT_CONFIG[backend])
 
 
+def fit_cpu_blocks(config: dict, m: int, n: int, threads: int) -> dict:
+    """The CPU's default block_m/block_n fitted to an (m, n) output: each dim split evenly into parts no larger than
+    the default (M=300 takes two 160-row blocks, not two of 256 that are 41% padding), then halved until there are
+    two blocks per thread where the matrix allows (a 256x256 output would otherwise run on one core)."""
+    def cdiv(x, y):
+        return -(-x // y)
+
+    def even(size, block, quantum):  # the part size of `size` split evenly into parts <= block, rounded up
+        return cdiv(cdiv(size, cdiv(size, block)), quantum) * quantum
+
+    bm, bn = even(m, config["block_m"], 16), even(n, config["block_n"], 32)
+    while cdiv(m, bm) * cdiv(n, bn) < 2 * threads:
+        if bm >= bn and bm > 16:
+            bm = even(bm, bm // 2, 16)
+        elif bn > 32:
+            bn = even(bn, bn // 2, 32)
+        else:
+            break
+    return {**config, "block_m": bm, "block_n": bn}
+
+
 def _gemm_nn(in_dtype, out_dtype, acc_dtype):
     @tilec.kernel
     def gemm_nn(A: T.Tensor[("M", "K"), in_dtype], B: T.Tensor[("K", "N"), in_dtype],
@@ -154,6 +175,10 @@ def gemm(a, b, *, trans_a: bool = False, trans_b: bool = False, out_dtype=None, 
     kernel = gemm_kernel(trans_a, trans_b, in_dtype, out_dtype)
     backend = backend_for(a, target)
     defaults = default_config(backend)
+    if backend == "llvm":
+        from ..settings import settings
+
+        defaults = fit_cpu_blocks(defaults, m, n, settings.num_threads)
     if backend == "triton" and in_dtype == "float64":
         defaults["num_stages"] = 1  # 8-byte tiles: 3 stages would need 384 KiB of shared memory
     if backend == "triton" and in_dtype in ("float16", "bfloat16"):
