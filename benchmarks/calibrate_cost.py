@@ -28,7 +28,7 @@ from tilec.cost import model
 from tilec.cost.autotune import backend_for
 from tilec.cost.targets import get_target
 
-FITTED = ("compute", "vector", "sfu", "loop", "memory", "latency")
+FITTED = ("compute", "vector", "sfu", "loop", "memory", "cache", "latency")
 #: a CPU's compute constants may pass 1: its peak uses the clock /proc/cpuinfo reports (the nominal one in a VM),
 #: and cores boost above it
 CPU_CLOCKED = ("compute", "vector", "sfu")
@@ -123,8 +123,9 @@ def fit(cases, target_name: str, rounds: int = 3) -> dict:
                 cap = 2.0 if target.kind == "cpu" and key in CPU_CLOCKED else 1.0
                 value = min(fitted[key] * step, cap) if key != "latency" else fitted[key] * step
                 table[target.name] = {**table.get(target.name, {}), **fitted, key: value}
-                trials.append((log_error(cases, target.name), value))
-            fitted[key] = min(trials)[1]
+                trials.append((log_error(cases, target.name), abs(math.log(step)), value))
+            # a constant the cases do not depend on keeps its value (a tie goes to the smallest change)
+            fitted[key] = min(trials, key=lambda t: (round(t[0], 9), t[1]))[2]
     table[target.name] = {**table.get(target.name, {}), **fitted}
     return fitted
 

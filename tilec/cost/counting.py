@@ -19,7 +19,8 @@ import numpy as np
 from .. import ir
 
 SECTOR = 32  # bytes: the DRAM/L2 access granularity of NVIDIA GPUs (CUDA best practices guide, "Coalesced Access")
-MAX_ENUMERATION = 1 << 22  # points of one variable group we evaluate exactly; past that, masks are ignored
+MAX_ENUMERATION = 1 << 22
+UNBOUNDED = float(1 << 40)  # a table value of unknown size, in a loop bound  # points of one variable group we evaluate exactly; past that, masks are ignored
 
 
 class DataDependent(Exception):
@@ -31,6 +32,7 @@ class Phase:
     name: str
     trips: float = 1.0  # iterations per block
     stages: int = 1
+    pipelined: bool = False  # a T.Pipelined loop (num_stages may be 1)
     ops: Counter = field(default_factory=Counter)  # "matrix:<dtype>" / "vector:<dtype>" / "sfu" -> count
     loads: list = field(default_factory=list)  # (tensor, bytes through the cache tier, fraction missing it)
     store_bytes: float = 0.0
@@ -39,6 +41,9 @@ class Phase:
     gemms: list = field(default_factory=list)
     #: innermost-loop entries of T.copy (its rows): a CPU pays a fixed overhead per row
     copy_rows: float = 0.0
+    #: global round trips one after another per iteration: 2 when a load's index reads a global table (a paged
+    #: gather reads the page id, then the page)
+    depth: int = 1
 
 
 @dataclass
@@ -49,6 +54,9 @@ class KernelCounts:
     fragment_bytes: int  # per block
     tensor_bytes: dict  # global tensor -> bytes
     notes: list
+    #: a tile copied from a global tensor outside every loop (attention's Q): the Triton backend then keeps a
+    #: persistent grid's loops apart instead of flattening them (lowering/triton_codegen.py)
+    block_loads: bool = False
 
 
 def _ival(e) -> int:
@@ -68,7 +76,7 @@ def evaluate(expr, env: dict, loads_as=None):
     if isinstance(expr, ir.Load):
         if loads_as is None:
             raise DataDependent(expr.buffer)
-        return loads_as
+        return loads_as(expr, env) if callable(loads_as) else loads_as
     if isinstance(expr, ir.Cast):
         return evaluate(expr.value, env, loads_as)
     if isinstance(expr, ir.Select):
@@ -85,6 +93,15 @@ def evaluate(expr, env: dict, loads_as=None):
     return {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.true_divide, "max": np.maximum,
             "min": np.minimum, "<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal,
             "==": np.equal, "!=": np.not_equal, "and": np.logical_and, "or": np.logical_or}[op](a, b)
+
+
+def opaque_load(load: ir.Load, env: dict):
+    """A table read in a tile's origin (a MoE schedule's row start): its value is unknown, but blocks that read the
+    same entry get the same value, so they load the same tile. A key of the entry's indices stands for the value."""
+    key = np.int64(abs(hash(load.buffer)) % 1000003)
+    for i in load.indices:
+        key = key * np.int64(1000003) + np.asarray(evaluate(i, env, opaque_load), dtype=np.int64)
+    return key
 
 
 def free_vars(expr) -> set:
@@ -108,6 +125,7 @@ class Counting:
         self.blocks = math.prod(self.grid)
         self.wave_blocks = max(1, wave_blocks)
         self.notes: list = []
+        self.block_loads = False
         self.lets: dict = {}
         #: loop variables in scope: name -> 1-d array of the values they take
         self.loops: dict = {}
@@ -194,9 +212,9 @@ class Counting:
         env.update({k: v[0] for k, v in self.loops.items() if len(v)})
         n = self.n_enumerated
         try:
-            cols = [np.broadcast_to(np.asarray(evaluate(self.subst(o), env), dtype=np.int64), (n,))
+            cols = [np.broadcast_to(np.asarray(evaluate(self.subst(o), env, opaque_load), dtype=np.int64), (n,))
                     for o in region.origin]
-        except DataDependent:
+        except DataDependent:  # an index read inside a T.Parallel's scope or another unknown
             return 1.0
         wave = np.arange(n) // self.wave_blocks
         distinct = np.unique(np.stack([wave, *cols], axis=1), axis=0).shape[0]
@@ -212,7 +230,22 @@ class Counting:
             if any(free_vars(x) & set(self.block_linear) for x in parts):
                 self.notes.append(f"{loop.loc}: loop bound depends on the block index; used its mean trip count")
         except DataDependent:
-            start, stop, step = (np.max(evaluate(x, env, loads_as=self.biggest_dim)) for x in parts)
+            # a bound capped by a static one (min(first + pages_per_split, pages)) runs to the cap, its table values
+            # taken huge (each read its own value, ascending or descending: differences of two reads may count);
+            # one the data alone sets runs to the largest dim
+            best = None
+            for order in (0, 1, -1):
+                seen: dict = {}
+
+                def huge(load, env, order=order, seen=seen):
+                    k = seen.setdefault(repr(load), len(seen))
+                    return UNBOUNDED * (1 + order * k / 64)
+                b = [np.max(evaluate(x, env, loads_as=huge)) for x in parts]
+                n = (b[1] - b[0]) / max(b[2], 1)
+                if n < UNBOUNDED / 4 and (best is None or n > (best[1] - best[0]) / max(best[2], 1)):
+                    best = b
+            start, stop, step = best if best is not None else \
+                (np.max(evaluate(x, env, loads_as=self.biggest_dim)) for x in parts)
             self.notes.append(f"{loop.loc}: data-dependent loop bound; assumed its maximum "
                               f"({int(max(0, stop - start) // max(step, 1))} trips)")
         n = max(0, math.ceil((stop - start) / max(step, 1)))
@@ -225,14 +258,15 @@ class Counting:
         smem, frag = tile_bytes(self.kernel)
         tensors = {p.name: math.prod(_ival(d) for d in p.shape) * ir.ITEMSIZE[p.dtype] for p in self.kernel.params}
         return KernelCounts(self.blocks, [p for p in phases if p.ops or p.loads or p.store_bytes or p.trips != 1
-                                          or p.shared_bytes], smem, frag, tensors, self.notes)
+                                          or p.shared_bytes], smem, frag, tensors, self.notes, self.block_loads)
 
     def top(self, body, phases):
         for stmt in body:
             if isinstance(stmt, ir.For):
                 values = self.trips(stmt)
                 stages = _ival(stmt.num_stages) if stmt.kind == "pipelined" else 1
-                phase = Phase(f"loop {stmt.var.name}", trips=len(values), stages=stages)
+                phase = Phase(f"loop {stmt.var.name}", trips=len(values), stages=stages,
+                              pipelined=stmt.kind == "pipelined")
                 phases.append(phase)
                 self.loops[stmt.var.name] = values
                 self.body(stmt.body, phase)
@@ -287,6 +321,7 @@ class Counting:
                 phase.shared_bytes += math.prod(self.extent(e) for e in region.extents) * ir.ITEMSIZE[buf.dtype] \
                     * self.executions()
         if src.scope == "global":
+            self.block_loads |= not self.loops
             nbytes = self.region_elements(stmt.src, src.shape) * ir.ITEMSIZE[src.dtype]
             phase.loads.append((src.name, nbytes, self.miss_fraction(stmt.src)))
         if dst.scope == "global":
@@ -329,6 +364,9 @@ class Counting:
         if buf.scope not in ("global", "shared"):
             return
         indices = [self.subst(i) for i in indices]
+        if buf.scope == "global" and any(isinstance(e, ir.Load) and self.buffers[e.buffer].scope == "global"
+                                         for i in indices for e in ir.walk_expr(i)):
+            phase.depth = max(phase.depth, 2)
         used = set().union(*(free_vars(i) for i in indices)) & set(extents) if indices else set()
         distinct = math.prod(extents[v] for v in used) * per_block
         size = ir.ITEMSIZE[buf.dtype]

@@ -11,7 +11,8 @@ hide the FMA latency. So the cycles of one gemm call are
 
 `core` figures of a target (targets.host_cpu): clock_hz, simd_bytes (register width), fma_bytes (native FMA datapath
 per pipe: a wider op takes several slots), fma_pipes, load_ports, fma_latency (cycles), store_bytes (per cycle),
-exp_cycles (one scalar libm exp call: llvm.exp has no vector library here, so it is scalarised), chain_cycles (one
+exp_ops and vector_pipes (T.exp/exp2/log are inline vector code, lowering/llvm/vecmath.py: instructions per vector
+of lanes, issued over the vector pipes; targets.host_cpu turns them into the transcendental rate), chain_cycles (one
 step of a dependent scalar max/min: llvm.maxnum does not reassociate, so such reductions are not vectorised),
 row_cycles (entering one innermost loop: a copy's row with its bounds and masking, a packing row: tiles with short
 rows pay it per few elements).

@@ -4,10 +4,11 @@
     occupancy  blocks per SM = min(shared memory, registers, the hardware's block limit)
     waves    the grid runs in waves of sms x blocks-per-SM blocks; the last wave may be partial (the tail)
     a wave   per phase and per SM: a slot of one loop iteration takes
-                 max(b * compute, b * memory, latency chain / b)      (b = blocks resident on the SM)
+                 max(b * compute, b * memory, latency chain)      (b = blocks resident on the SM)
+             (the b blocks each advance one iteration: their chains overlap, their work shares the SM)
              where memory = max over tiers of bytes / (the SM's share of the tier's bandwidth) and the latency
              chain is (latency + memory) / (num_stages - 1) for a software pipeline, compute + memory + latency
-             without one. A pipeline of s stages over n iterations takes n + s - 1 slots (fill and drain).
+             without one; latency counts twice where a load's index reads a global table (page id, then page). A pipeline of s stages over n iterations takes n + s - 1 slots (fill and drain).
     total    full waves x wave time + tail wave time + launch overhead
 
 On a CPU (a target with `core` figures) one thread runs a block's statements one after another: a slot is
@@ -108,22 +109,55 @@ def _fmt_bytes(n: float) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ occupancy
-def occupancy(counts: KernelCounts, target: Target, eff: dict) -> tuple[int, str]:
+def occupancy(counts: KernelCounts, target: Target, eff: dict, threads: int = 0) -> tuple[int, str]:
     """Resident blocks per SM and what limits them. Fragments live in registers: their bytes times an overhead
     (operands, addresses) plus 32 base registers per thread."""
-    regs = counts.fragment_bytes * eff["reg_overhead"] + target.threads_per_block * 32 * 4
+    threads = threads or target.threads_per_block
+    regs = counts.fragment_bytes * eff["reg_overhead"] + threads * 32 * 4
     limits = {"the hardware block limit": target.max_blocks_per_sm,
               "registers": int(target.regs_per_sm // regs) if target.regs_per_sm else target.max_blocks_per_sm}
+    if target.max_threads_per_sm:
+        limits["threads"] = target.max_threads_per_sm // threads
     if counts.smem_bytes:
         limits["shared memory"] = int(target.smem_per_sm // counts.smem_bytes)
     why = min(limits, key=limits.get)
     return max(1, limits[why]), why
 
 
+@dataclass(frozen=True)
+class Launch:
+    """How the backend launches a kernel on a GPU (lowering/triton_codegen.py, triton_launch.py): a grid with a
+    pipelined loop and more blocks than SMs runs persistent (one program per SM strides over the blocks), and a
+    GEMM accumulator of 128x128 or more gets 8 warps instead of 4. Unless a tile is copied in outside the loops,
+    Triton flattens the persistent loop with the pipelined one: the pipeline fills once per program, the next
+    block's loads overlap this block's epilogue, and an inner num_stages=1 is lost to the fused loop, which
+    pipelines at Triton's default (H200 sweep: GEMMs with num_stages 1 and 3 timed within 0.3% of each other)."""
+    persistent: bool = False
+    threads: int = 0
+    flattened: bool = False
+
+
+def launch(kernel: ir.Kernel, target: Target) -> Launch:
+    if target.kind != "gpu":
+        return Launch(False, target.threads_per_block)
+    from ..lowering.triton_codegen import wants_persistent
+    from ..lowering.triton_launch import default_num_warps
+
+    # threads_per_block is the 4-warp figure (128 on NVIDIA, 256 with AMD's 64-lane wavefronts)
+    return Launch(wants_persistent(kernel), target.threads_per_block * default_num_warps(kernel) // 4)
+
+
+#: num_stages Triton gives a loop that names none (triton/backends/nvidia/compiler.py, CUDAOptions.num_stages)
+TRITON_DEFAULT_STAGES = 3
+
+
 # ------------------------------------------------------------------------------------------------ timing
 class Timing:
-    def __init__(self, counts: KernelCounts, target: Target, eff: dict, dram_scale: dict):
+    def __init__(self, counts: KernelCounts, target: Target, eff: dict, dram_scale: dict, flat: bool = False):
         self.counts, self.target, self.eff, self.scale = counts, target, eff, dram_scale
+        self.flat = flat  # a flattened persistent loop (Launch.flattened)
+        # pipeline fills per block: once per program when flattened
+        self.fills = 1 / max(1.0, counts.grid / target.sms) if flat else 1.0
         mem = target.memory
         self.dram, self.cache, self.shared = mem[target.global_tier], mem[target.cache_tier], mem[target.shared_tier]
         self.latency = self.dram.latency * eff["latency"]
@@ -149,7 +183,11 @@ class Timing:
         t = self.target
         per = self.counts.grid * max(ph.trips, 1)
         core = t.core
-        c_it = sum(n / per / self.op_rate(k) for k, n in ph.ops.items() if not (core and k.startswith("gemm:")))
+        rates = {k: n / per / self.op_rate(k) for k, n in ph.ops.items() if not (core and k.startswith("gemm:"))}
+        c_it = sum(rates.values())
+        if t.async_mma_buffers:  # an asynchronous MMA runs on the tensor cores while the warps issue vector work
+            mma = sum(v for k, v in rates.items() if k.startswith("gemm:"))
+            c_it = max(mma, c_it - mma)
         if core:  # the micro-kernel's cycles for its tile shape, not FLOPs at peak; per-row loop overheads
             hz, rows = core["clock_hz"], ph.copy_rows
             for m, n, k, size, calls in ph.gemms:
@@ -163,17 +201,32 @@ class Timing:
                  t.cache_tier: cached / (self.share(self.cache, active) * self.eff["cache"]),
                  t.shared_tier: ph.shared_bytes / per / (self.shared.bandwidth * self.eff["shared"])}
         m_it = max(tiers.values())
-        latency = self.latency if ph.loads or ph.store_bytes else 0.0
+        # stores are posted (a block does not wait for them); a flattened loop issues the next block's loads
+        # during this block's prologue and epilogue
+        latency = self.latency if ph.loads and (ph.trips > 1 or ph.stages > 1 or not self.flat) else 0.0
+        if not core and cached > 0 and self.cache.latency:  # loads that hit the cache wait its latency, not DRAM's
+            hit = min(1.0, max(0.0, 1 - dram / cached))
+            latency *= 1 - hit + hit * self.cache.latency / self.dram.latency
         s = max(ph.stages, 1)
+        if self.flat and ph.pipelined and s == 1:
+            s = TRITON_DEFAULT_STAGES
         if core:  # one thread runs the compute and the scratch copies in turn; caches and DRAM stream alongside
             shared = tiers.pop(t.shared_tier)
             slot = max(c_it + shared + (latency if s == 1 else 0.0), *tiers.values())
             tiers[t.shared_tier] = shared
         else:
-            chain = (c_it + m_it + latency) if s == 1 else (latency + m_it) / (s - 1)
-            slot = max(b * c_it, b * m_it, chain / b)
+            latency *= ph.depth
+            # a load waits for its latency and its bytes through DRAM or the cache, not for the MMA's shared reads;
+            # s stages give it s - 1 iterations, less the asynchronous MMA that still reads the buffer it refills
+            m_load = max(v for k, v in tiers.items() if k != t.shared_tier)
+            mma = c_it if ph.gemms and t.async_mma_buffers else 0.0
+            chain = (c_it + m_it + latency) if s == 1 else (latency + m_load + mma) / (s - 1)
+            slot = max(b * c_it, b * m_it, chain)
         # a GPU pipeline fills and drains; on a CPU, stages only set how far ahead the copies prefetch
-        slots = ph.trips + (s - 1 if not core else 0) if ph.trips else 0
+        slots = ph.trips + ((s - 1) * self.fills if not core else 0) if ph.trips else 0
+        if self.flat and not ph.loads and not ph.pipelined and c_it == 0:
+            # a flattened loop's epilogue stores are posted and drain while the next block's loop runs
+            slots = 0
         return slots * slot, ph.trips * b * c_it, {k: ph.trips * b * v for k, v in tiers.items()}
 
     def wave(self, b: int, active: int) -> tuple[float, float, dict]:
@@ -221,13 +274,16 @@ def predict(kernel: ir.Kernel, target="h100") -> CostReport:
     target = get_target(target)
     eff = efficiency(target)
     smem, frag = tile_bytes(kernel)  # occupancy needs only the allocations
-    bps, limiter = occupancy(KernelCounts(0, [], smem, frag, {}, []), target, eff)
+    how = launch(kernel, target)
+    bps, limiter = occupancy(KernelCounts(0, [], smem, frag, {}, []), target, eff, how.threads)
+    if how.persistent:
+        bps, limiter = 1, "the persistent grid (one program per SM)"
     wave_blocks = target.sms * bps
     counts = _counts(kernel, wave_blocks)
     scale = dram_scale(counts, target)
-    timing = Timing(counts, target, eff, scale)
-
     grid = counts.grid
+    timing = Timing(counts, target, eff, scale, how.persistent and not counts.block_loads)
+
     full, tail = divmod(grid, wave_blocks)
     time_s = compute_s = 0.0
     tier_s: dict = {}

@@ -52,6 +52,13 @@ class Target:
     smem_per_sm: int = 0
     regs_per_sm: int = 0
     max_blocks_per_sm: int = 1
+    #: resident threads per SM (0: no such limit modelled)
+    max_threads_per_sm: int = 0
+    #: MMAs still in flight when the next loads are issued: Hopper's wgmma runs asynchronously and Triton's
+    #: pipeliner keeps one in flight (wgmma.wait_group 1), so a stage's buffer is refilled only once the MMA reading
+    #: it has retired (0 for synchronous mma.sync, e.g. Ampere). H200 sweep: num_stages=2 GEMMs ran as if not
+    #: pipelined at all
+    async_mma_buffers: int = 0
     #: threads per block the backend launches (Triton: 4 warps), for the register estimate
     threads_per_block: int = 128
     matrix_flops: dict = field(default_factory=dict)
@@ -101,7 +108,8 @@ COMMON_LINKS = {"pcie5": Link(64 * GB, 1 * US), "pcie4": Link(32 * GB, 1 * US), 
 def _hopper(name, sms, hbm_bytes, hbm_bw, l2, bf16, fp8, tf32, fp32, fp64, fp64_tc, nvlink, notes=""):
     """A Hopper-class GPU: compute capability 9.0 limits (CUDA C++ Programming Guide, "Technical
     Specifications per Compute Capability"): 228 KiB shared memory per SM of which 227 KiB per block, 64K 32-bit
-    registers (256 KiB) per SM and per block, 32 resident blocks per SM; shared memory moves 128 B/clock/SM at
+    registers (256 KiB) per SM and per block, 32 resident blocks and 2048 threads (64 warps) per SM (the same for
+    compute capability 8.0 and 10.0); shared memory moves 128 B/clock/SM at
     ~1.75 GHz (Hopper whitepaper "H100 SM Architecture"); SFUs: 16 transcendentals/clock/SM (programming guide,
     "Arithmetic Instructions" throughput table); L2 -> SM ~ 64 B/clock/SM and HBM latency ~ 0.5 us (estimates; Chips
     and Cheese, "Nvidia's H100: Funny L2, and Tons of Bandwidth", 2023, measured 5.5 TB/s on the slower PCIe
@@ -109,7 +117,7 @@ def _hopper(name, sms, hbm_bytes, hbm_bw, l2, bf16, fp8, tf32, fp32, fp64, fp64_
     clock = 1.75e9
     return Target(
         name, "gpu", sms, 227 * KiB, 256 * KiB, smem_per_sm=228 * KiB, regs_per_sm=256 * KiB, max_blocks_per_sm=32,
-        matrix_flops={"float16": bf16, "bfloat16": bf16, "float8": fp8, "int8": fp8, "tf32": tf32,
+        max_threads_per_sm=2048, async_mma_buffers=1, matrix_flops={"float16": bf16, "bfloat16": bf16, "float8": fp8, "int8": fp8, "tf32": tf32,
                       "float64": fp64_tc},
         vector_flops={"float32": fp32, "float16": 2 * fp32, "bfloat16": 2 * fp32, "float64": fp64},
         sfu_ops=16 * sms * clock,
@@ -146,7 +154,8 @@ TARGETS = {
     "a100": dataclasses.replace(
         _hopper("a100", 108, 80 * GB, 2.039 * TB, 40 * MB, 312 * T_, 624 * T_, 156 * T_, 19.5 * T_, 9.7 * T_,
                 19.5 * T_, Link(300 * GB, 2 * US)),
-        smem_per_block=163 * KiB, smem_per_sm=164 * KiB, paths=_nvidia_paths("pcie4", "nvlink")),
+        smem_per_block=163 * KiB, smem_per_sm=164 * KiB, paths=_nvidia_paths("pcie4", "nvlink"),
+        async_mma_buffers=0),
     # B200 (NVIDIA HGX B200 datasheet, per GPU = 1/8 of the 8-GPU figures, dense): BF16/FP16 2.25 PFLOP/s, FP8
     # 4.5, TF32 1.1, FP64 37; HBM3e 180 GB at 7.7 TB/s (DGX B200: 1,440 GB and 64 TB/s for 8). 148 SMs and 126 MB
     # L2 (public reports); FP32 ~ 80 TFLOP/s = 148 SMs x 128 lanes x 2 x ~2.1 GHz (derived estimate); compute
@@ -304,13 +313,19 @@ def host_cpu(measure: bool = False) -> Target:
     vector.update(float16=vector["float32"], bfloat16=vector["float32"])
     dram_bw = measure_host_bandwidth() if measure else min(10 * GB * cores, 200 * GB)
     # Zen 4 / recent Intel: 4-cycle FMA latency, two loads and one 256-bit store per cycle (AMD Zen 4 guide sec.
-    # 2.11-2.12; Intel optimization manual); exp, a scalar max step and a loop entry: estimates (glibc's expf is ~ 15-20 cycles
-    # with the call and the scalarisation around it; maxnum lowers to max + compare + blend ~ 4 cycles).
+    # 2.11-2.12; Intel optimization manual); a scalar max step and a loop entry: estimates (maxnum lowers to max +
+    # compare + blend ~ 4 cycles). exp/exp2 are inline vector code (lowering/llvm/vecmath.py): 28 instructions
+    # per vector (7 FMAs, 8 other FP ops, 3 compares, 3 selects, 7 integer ops; bitcasts are free), issued over
+    # the core's vector pipes (Zen 4: 4 FP/vector execution pipes, AMD Zen 4 guide sec. 2.11; Intel: 3, ports 0,
+    # 1 and 5), a 512-bit op in two halves on 256-bit pipes. log/log2 take ~ 33 with a divide: counted as exp.
     core = {"clock_hz": hz, "simd_bytes": width, "fma_bytes": fma_bytes, "fma_pipes": 2, "load_ports": 2,
-            "fma_latency": 4, "store_bytes": 32, "exp_cycles": 16, "chain_cycles": 4, "row_cycles": 10}
+            "fma_latency": 4, "store_bytes": 32, "exp_ops": 28, "chain_cycles": 4, "row_cycles": 10,
+            "vector_pipes": 4 if _cpu_field("vendor_id") == "AuthenticAMD" else 3}
+    # transcendentals per second: lanes per pipe slot x pipes / instructions per exp, on every core
+    exp_rate = hz * cores * (fma_bytes // 4) * core["vector_pipes"] / core["exp_ops"]
     return Target(
         "cpu", "cpu", cores, l2, l2, smem_per_sm=l2, regs_per_sm=l2, max_blocks_per_sm=1, threads_per_block=1,
-        matrix_flops={}, vector_flops=vector, sfu_ops=hz * cores / core["exp_cycles"],
+        matrix_flops={}, vector_flops=vector, sfu_ops=exp_rate,
         memory={"dram": Tier(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), dram_bw, 0.1 * US),
                 "l3": Tier(l3, 32 * hz * cores, 40 * NS), "l2": Tier(l2, 32 * hz, 4 * NS),
                 "l1": Tier(l1, 64 * hz, 1 * NS), "ssd": Tier(1e12, 3 * GB, 80 * US)},

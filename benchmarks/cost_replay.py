@@ -1,0 +1,91 @@
+"""Replay a stored cost sweep offline: re-predict its measured configs with the current model and constants, with no
+GPU (or without re-timing the CPU).
+
+    python benchmarks/cost_replay.py benchmarks/results/h200/cost_sweep.json [--out DIR] [--write-calibration]
+                                     [--target h100 ...]
+
+Each stored run (kernel, shape, config, measured_s) is bound again through cost_sweep's case builders (the CUDA
+cases build on the host with device="cpu" tensors), so a model change is judged on the same measurements: the same
+table as cost_sweep.py (Spearman rho, median APE, zero-measurement and top-8 pick) and the half/half calibration in
+both directions. --write-calibration fits the constants on all cases and merges them into calibration.json, for the
+stored target and every --target given (e.g. h100: the same GH100 chip as h200, so the same efficiencies).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import calibrate_cost  # noqa: E402
+import cost_sweep as cs  # noqa: E402
+
+#: cost_sweep's --kernels name of each case's kernel
+KERNEL_GROUP = {"gemm": "gemm", "flash_attention": "attention", "grouped_gemm": "grouped_gemm",
+                "paged_decode": "paged", "softmax_rows": "softmax", "softmax_online": "softmax"}
+
+
+def builders(report: dict) -> dict:
+    """(kernel, shape) -> a freshly built Case of the stored device's sweep (its own sample is replaced)."""
+    groups = {KERNEL_GROUP[r["kernel"]] for r in report["runs"]}
+    if report["target"] == "cpu":
+        # both CPU shape lists (quick and full), so any stored shape is found
+        built = cs.cpu_cases(groups, quick=False, n=1) + cs.cpu_cases(groups, quick=True, n=1)
+    else:
+        built = cs.cuda_cases(groups, quick=False, n=1, arch=report["target"], device="cpu")
+    return {(c.kernel, c.shape): c for c in built}
+
+
+def replay_cases(report: dict) -> list:
+    """Cases holding exactly the stored runs, in their stored order, bound again with the current compiler."""
+    known = builders(report)
+    cases: dict = {}
+    for run in report["runs"]:
+        key = (run["kernel"], run["shape"])
+        if key not in known:
+            raise SystemExit(f"cost_replay: no case builder for {key[0]} {key[1]} in benchmarks/cost_sweep.py")
+        case = cases.setdefault(key, cs.Case(run["kernel"], run["shape"], report["target"], [], None,
+                                             known[key].rebind))
+        case.configs.append((run["config"], case.rebind(run["config"])))
+        case.results.append((run["config"], float(run["measured_s"])))
+    for row in report.get("shipped", []):  # the stored sweep's own timings, for the table
+        case = cases.get((row["kernel"], row["shape"]))
+        if case:
+            case.sweep_s = row.get("sweep_s", 0.0)
+    return list(cases.values())
+
+
+def replay(report: dict) -> dict:
+    cases = replay_cases(report)
+    return {**{k: report[k] for k in ("device", "target", "date")},
+            "command": f"python benchmarks/cost_replay.py (measured by: {report['command']})",
+            "constants": cs.model.efficiency(cs.model.get_target(report["target"])),
+            "shipped": [cs.metrics(c) for c in cases], "holdout": cs.holdout(cases), "cases": cases}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("sweep", help="a cost_sweep.json written by benchmarks/cost_sweep.py")
+    p.add_argument("--out", default=None, help="write the replayed cost_sweep.json/.md here")
+    p.add_argument("--write-calibration", action="store_true",
+                   help="fit the constants on all stored cases and merge them into calibration.json")
+    p.add_argument("--target", action="append", default=[],
+                   help="with --write-calibration: also store the fitted constants under this target")
+    args = p.parse_args(argv)
+    report = replay(json.loads(Path(args.sweep).read_text()))
+    cases = report.pop("cases")
+    print(cs.markdown(report), flush=True)
+    if args.out:
+        cs.write({**report, "runs": [{"kernel": c.kernel, "shape": c.shape, "config": cfg, "measured_s": s,
+                                      "predicted_s": pr} for c in cases
+                                     for (cfg, s), pr in zip(c.results, cs.predict_case(c))]}, Path(args.out))
+    if args.write_calibration:
+        fitted = cs.fit(cases)[report["target"]]
+        print("fitted on all cases:", json.dumps({k: round(v, 3) for k, v in fitted.items()}))
+        calibrate_cost.write_constants({t: fitted for t in [report["target"], *args.target]})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
