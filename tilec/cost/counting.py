@@ -19,8 +19,8 @@ import numpy as np
 from .. import ir
 
 SECTOR = 32  # bytes: the DRAM/L2 access granularity of NVIDIA GPUs (CUDA best practices guide, "Coalesced Access")
-MAX_ENUMERATION = 1 << 22
-UNBOUNDED = float(1 << 40)  # a table value of unknown size, in a loop bound  # points of one variable group we evaluate exactly; past that, masks are ignored
+MAX_ENUMERATION = 1 << 22  # points of one variable group we evaluate exactly; past that, masks are ignored
+UNBOUNDED = float(1 << 40)  # a table value of unknown size, in a loop bound
 
 
 class DataDependent(Exception):

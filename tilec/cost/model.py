@@ -1,14 +1,19 @@
 """The analytic cost model: predicted run time of a fully bound kernel on a target.
 
     counts   (counting.py) operations per kind, bytes per tier, L2 reuse, per phase (each top-level loop)
-    occupancy  blocks per SM = min(shared memory, registers, the hardware's block limit)
+    launch   GPU: the Triton backend's (Launch): a pipelined grid larger than the SMs runs persistent, one program
+             per SM, its loops usually flattened (the pipeline fills once per program, the epilogue's stores drain
+             under the next block's loop); 4 or 8 warps per block
+    occupancy  blocks per SM = min(shared memory, registers, threads, the hardware's block limit), 1 if persistent
     waves    the grid runs in waves of sms x blocks-per-SM blocks; the last wave may be partial (the tail)
     a wave   per phase and per SM: a slot of one loop iteration takes
                  max(b * compute, b * memory, latency chain)      (b = blocks resident on the SM)
              (the b blocks each advance one iteration: their chains overlap, their work shares the SM)
              where memory = max over tiers of bytes / (the SM's share of the tier's bandwidth) and the latency
-             chain is (latency + memory) / (num_stages - 1) for a software pipeline, compute + memory + latency
-             without one; latency counts twice where a load's index reads a global table (page id, then page). A pipeline of s stages over n iterations takes n + s - 1 slots (fill and drain).
+             chain is (latency + load transfer [+ MMA on Hopper]) / (num_stages - 1) for a software pipeline,
+             compute + memory + latency without one. Latency is DRAM's for misses and the cache's for hits, twice
+             where a load's index reads a global table (page id, then page). On Hopper, tensor-core and vector
+             work overlap (asynchronous wgmma). A pipeline of s stages over n iterations takes n + s - 1 slots.
     total    full waves x wave time + tail wave time + launch overhead
 
 On a CPU (a target with `core` figures) one thread runs a block's statements one after another: a slot is
@@ -219,7 +224,8 @@ class Timing:
             # a load waits for its latency and its bytes through DRAM or the cache, not for the MMA's shared reads;
             # s stages give it s - 1 iterations, less the asynchronous MMA that still reads the buffer it refills
             m_load = max(v for k, v in tiers.items() if k != t.shared_tier)
-            mma = c_it if ph.gemms and t.async_mma_buffers else 0.0
+            # (that MMA holds the buffer for its run on the tensor cores, at their peak rate)
+            mma = c_it * self.eff["compute"] if ph.gemms and t.async_mma_buffers else 0.0
             chain = (c_it + m_it + latency) if s == 1 else (latency + m_load + mma) / (s - 1)
             slot = max(b * c_it, b * m_it, chain)
         # a GPU pipeline fills and drains; on a CPU, stages only set how far ahead the copies prefetch

@@ -117,7 +117,8 @@ def _hopper(name, sms, hbm_bytes, hbm_bw, l2, bf16, fp8, tf32, fp32, fp64, fp64_
     clock = 1.75e9
     return Target(
         name, "gpu", sms, 227 * KiB, 256 * KiB, smem_per_sm=228 * KiB, regs_per_sm=256 * KiB, max_blocks_per_sm=32,
-        max_threads_per_sm=2048, async_mma_buffers=1, matrix_flops={"float16": bf16, "bfloat16": bf16, "float8": fp8, "int8": fp8, "tf32": tf32,
+        max_threads_per_sm=2048, async_mma_buffers=1,
+        matrix_flops={"float16": bf16, "bfloat16": bf16, "float8": fp8, "int8": fp8, "tf32": tf32,
                       "float64": fp64_tc},
         vector_flops={"float32": fp32, "float16": 2 * fp32, "bfloat16": 2 * fp32, "float64": fp64},
         sfu_ops=16 * sms * clock,
