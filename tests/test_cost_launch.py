@@ -77,8 +77,11 @@ def test_schedule_driven_tiles_share_the_cache():
     counts = counting.Counting(bound, 132).run()
     loop = next(p for p in counts.phases if p.name.startswith("loop"))
     miss = {t: m for t, _, m in loop.loads}
-    # blocks of one schedule row read the same X rows: one fetch per wave; the W tile's expert is unknown: all miss
-    assert miss["X"] < 0.2 and miss["W"] == 1.0
+    # blocks of one schedule row read the same X rows: one fetch per wave
+    assert miss["X"] < 0.2
+    # the W tile's expert is a table value, but only 8 experts exist: a wave of 132 blocks over 11 column tiles
+    # fetches at most 8 x 11 W tiles (not one per block)
+    assert 0.5 < miss["W"] <= 8 * 11 / 132 + 0.05
 
 
 def test_cpu_exp_is_inline_vector_code():

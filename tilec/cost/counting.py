@@ -205,19 +205,25 @@ class Counting:
             total *= float(np.sum(np.broadcast_to(prod, sizes)))
         return total
 
-    def miss_fraction(self, region: ir.Region) -> float:
+    def miss_fraction(self, region: ir.Region, shape=None) -> float:
         """Fraction of the blocks whose copy of `region` misses the cache: blocks of one wave (consecutive in launch
-        order) that load the same tile at the same iteration share one fetch."""
+        order) that load the same tile at the same iteration share one fetch. An origin read from a table (a MoE
+        expert id) takes at most dim / extent distinct tiles along its dim, whatever the table holds."""
         env = dict(self.block_linear)
         env.update({k: v[0] for k, v in self.loops.items() if len(v)})
         n = self.n_enumerated
+        origins = [self.subst(o) for o in region.origin]
         try:
-            cols = [np.broadcast_to(np.asarray(evaluate(self.subst(o), env, opaque_load), dtype=np.int64), (n,))
-                    for o in region.origin]
+            cols = [np.broadcast_to(np.asarray(evaluate(o, env, opaque_load), dtype=np.int64), (n,)) for o in origins]
         except DataDependent:  # an index read inside a T.Parallel's scope or another unknown
             return 1.0
         wave = np.arange(n) // self.wave_blocks
         distinct = np.unique(np.stack([wave, *cols], axis=1), axis=0).shape[0]
+        read = [i for i, o in enumerate(origins) if has_load(o)]
+        if read and shape is not None:
+            rest = np.stack([wave] + [c for i, c in enumerate(cols) if i not in read], axis=1)
+            tiles = math.prod(-(-_ival(shape[i]) // max(1, self.extent(region.extents[i]))) for i in read)
+            distinct = min(distinct, np.unique(rest, axis=0).shape[0] * tiles)
         return distinct / n
 
     def trips(self, loop: ir.For) -> np.ndarray:
@@ -323,7 +329,7 @@ class Counting:
         if src.scope == "global":
             self.block_loads |= not self.loops
             nbytes = self.region_elements(stmt.src, src.shape) * ir.ITEMSIZE[src.dtype]
-            phase.loads.append((src.name, nbytes, self.miss_fraction(stmt.src)))
+            phase.loads.append((src.name, nbytes, self.miss_fraction(stmt.src, src.shape)))
         if dst.scope == "global":
             phase.store_bytes += self.region_elements(stmt.dst, dst.shape) * ir.ITEMSIZE[dst.dtype]
 
