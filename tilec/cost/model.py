@@ -139,7 +139,6 @@ class Launch:
     pipelines at Triton's default (H200 sweep: GEMMs with num_stages 1 and 3 timed within 0.3% of each other)."""
     persistent: bool = False
     threads: int = 0
-    flattened: bool = False
 
 
 def launch(kernel: ir.Kernel, target: Target) -> Launch:
@@ -160,7 +159,7 @@ TRITON_DEFAULT_STAGES = 3
 class Timing:
     def __init__(self, counts: KernelCounts, target: Target, eff: dict, dram_scale: dict, flat: bool = False):
         self.counts, self.target, self.eff, self.scale = counts, target, eff, dram_scale
-        self.flat = flat  # a flattened persistent loop (Launch.flattened)
+        self.flat = flat  # a persistent grid whose loops Triton flattens (no tile copied in outside the loops)
         # pipeline fills per block: once per program when flattened
         self.fills = 1 / max(1.0, counts.grid / target.sms) if flat else 1.0
         mem = target.memory
