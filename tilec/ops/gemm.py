@@ -12,6 +12,7 @@ import tilec
 import tilec.language as T
 
 from ..errors import TilecArgumentError
+from ..settings import settings
 from ._dense import FLOAT_DTYPES, array_dtype, backend_for, dtype_name, empty_like_kind, is_torch, make_contiguous
 
 #: default block sizes per place the kernel runs: "triton" is a CUDA GPU (128x128x64 tiles, 3 stages: fp32 operand
@@ -176,8 +177,6 @@ def gemm(a, b, *, trans_a: bool = False, trans_b: bool = False, out_dtype=None, 
     backend = backend_for(a, target)
     defaults = default_config(backend)
     if backend == "llvm":
-        from ..settings import settings
-
         defaults = fit_cpu_blocks(defaults, m, n, settings.num_threads)
     if backend == "triton" and in_dtype == "float64":
         defaults["num_stages"] = 1  # 8-byte tiles: 3 stages would need 384 KiB of shared memory
