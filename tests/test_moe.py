@@ -57,12 +57,23 @@ def test_device_schedule_is_the_host_schedule_plus_spare_rows(m, offsets, block_
     torch = pytest.importorskip("torch")
     from tilec.ops.moe import device_schedule
 
-    sched = device_schedule(torch.tensor(offsets, dtype=torch.int32), m, block_m).numpy()
+    sched = device_schedule(torch.tensor(offsets, dtype=torch.int32), m, block_m, target="triton").numpy()
     host = tile_schedule(np.array(offsets), block_m)
     assert sched.shape[0] >= len(host)
     np.testing.assert_array_equal(sched[:len(host)], host)
     assert (sched[len(host):, 1] == sched[len(host):, 2]).all()  # spare rows cover no row: the kernel skips them
     assert ((sched[:, 0] >= 0) & (sched[:, 0] < len(offsets))).all()  # every expert id is a real one
+
+
+def test_schedule_kernel_on_the_cpu_backend_matches_the_host_schedule():
+    from tilec.ops.moe import tile_schedule_kernel
+
+    offsets = np.array([3, 3, 20, 19, 40], np.int32)  # one decreasing and one past M: clipped, as on the host
+    sched = np.full((-(-30 // 8) + 5, 3), -7, np.int32)
+    tile_schedule_kernel()(offsets, sched, block_m=8, rows=30)
+    host = tile_schedule(np.maximum.accumulate(np.clip(offsets, 0, 30)), 8)
+    np.testing.assert_array_equal(sched[:len(host)], host)
+    assert (sched[len(host):] == [4, 0, 0]).all()
 
 
 @pytest.mark.parametrize("m,k,n,offsets", [(37, 20, 19, [10, 10, 30, 37]), (29, 17, 40, [5, 12, 20]),

@@ -46,6 +46,34 @@ def grouped_gemm_kernel(dtype: str):
 
 
 @functools.cache
+def tile_schedule_kernel():
+    @tilec.kernel
+    def moe_tile_schedule(Offsets: T.Tensor[("E",), "int32"], Sched: T.Tensor[("NT", 3), "int32"], *,
+                          block_m: int = 64, rows: int = 0):
+        """Sched rows (expert, first row, end row) per block_m rows of each expert, then spare rows (E-1, 0, 0).
+        Offsets are clipped to [previous end, rows]: unchecked ones still give at most NT tiles inside the rows."""
+        with T.Kernel(1) as _:
+            n = T.alloc_var("int32")  # rows written so far
+            start = T.alloc_var("int32")
+            n = 0
+            start = 0
+            for e in T.serial(E):
+                end = T.max(T.min(Offsets[e], rows), start)
+                for t in T.serial(T.ceildiv(end - start, block_m)):
+                    Sched[n, 0] = e
+                    Sched[n, 1] = start + t * block_m
+                    Sched[n, 2] = end
+                    n = n + 1
+                start = end
+            for t in T.serial(n, NT):
+                Sched[t, 0] = E - 1
+                Sched[t, 1] = 0
+                Sched[t, 2] = 0
+
+    return moe_tile_schedule
+
+
+@functools.cache
 def gather_rows_kernel(dtype: str):
     @tilec.kernel
     def moe_gather_rows(X: T.Tensor[("S", "H"), dtype], Src: T.Tensor[("R",), "int32"],
@@ -125,7 +153,7 @@ def grouped_gemm(x, w, offsets, *, check=True, target=None, **config):
     dtype = _host.dtype_name(x)
     config = {**default_config(m, e, backend_for(x, target)), **config}
     if _host.is_torch(x):  # built where the tensors are: no device-to-host copy, no sync between launches
-        sched = device_schedule(_host.as_int32(op, "offsets", offsets), m, config["block_m"])
+        sched = device_schedule(_host.as_int32(op, "offsets", offsets), m, config["block_m"], target)
     else:
         ends = np.asarray(offsets).astype(np.int64)
         # clipped to [0, M] and made non-decreasing: even unchecked offsets give a schedule inside x and y
@@ -136,26 +164,18 @@ def grouped_gemm(x, w, offsets, *, check=True, target=None, **config):
     return y
 
 
-def device_schedule(offsets, m: int, block_m: int):
-    """tile_schedule computed by torch ops on offsets' device, with a fixed row count (no host sync to learn the
-    real one): ceil(M / block_m) + E bounds the tiles (each expert wastes less than one tile), and the spare rows
-    are (E - 1, 0, 0), which the kernel skips."""
+def device_schedule(offsets, m: int, block_m: int, target=None):
+    """tile_schedule built where offsets live, by one launch of `moe_tile_schedule` (no device-to-host copy, no
+    sync, no chain of small torch ops), with a fixed row count: ceil(M / block_m) + E bounds the tiles (each expert
+    wastes less than one), and the spare rows are (E - 1, 0, 0), which grouped_gemm skips."""
     import torch
 
     experts = offsets.shape[0]
     if experts == 0 or m == 0:
         return torch.zeros((0, 3), dtype=torch.int32, device=offsets.device)
-    ends = torch.cummax(offsets.to(torch.int64).clamp(0, m), 0).values
-    starts = torch.cat([ends.new_zeros(1), ends[:-1]])
-    tiles = (ends - starts + block_m - 1) // block_m
-    last_tile = torch.cumsum(tiles, 0)  # one past each expert's last tile
-    t = torch.arange(-(-m // block_m) + experts, device=offsets.device)
-    expert = torch.searchsorted(last_tile, t, right=True).clamp(max=experts - 1)
-    live = t < last_tile[-1]
-    r0 = starts[expert] + (t - (last_tile[expert] - tiles[expert])) * block_m
-    r1 = ends[expert]
-    zero = torch.zeros_like(r0)
-    return torch.stack([expert, torch.where(live, r0, zero), torch.where(live, r1, zero)], 1).to(torch.int32)
+    sched = torch.empty((-(-m // block_m) + experts, 3), dtype=torch.int32, device=offsets.device)
+    tile_schedule_kernel()(offsets, sched, target=target, block_m=block_m, rows=m)
+    return sched
 
 
 def check_offsets(op: str, ends: np.ndarray, m: int):
