@@ -1,4 +1,6 @@
 """LLVM (CPU) backend: kernels written in the DSL, lowered, compiled, run on threads, checked against NumPy float64."""
+import os
+
 import numpy as np
 import pytest
 
@@ -343,3 +345,18 @@ def test_launcher_runs_every_block_once(monkeypatch, blocks, threads, chunks_per
     for _ in range(2):  # a second call takes chunks from a fresh counter
         run(out)
     np.testing.assert_array_equal(out, np.full(blocks, 2.0, np.float32))
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs Linux thread affinity and two CPUs")
+def test_launcher_keeps_workers_off_the_callers_cpu():
+    from tilec.lowering.llvm import jit
+
+    out = np.zeros(64, np.float32)
+    build(count_blocks, {"N": 64})(out)
+    build(count_blocks, {"N": 64})(out)  # the pool's worker registered itself during the first call
+    cpu, pinned = jit._pinned
+    assert pinned >= 1
+    for tid in jit._worker_tids[:pinned]:  # a worker the pool starts later is pinned on the next call
+        assert os.sched_getaffinity(tid) == os.sched_getaffinity(0) - {cpu}
+    np.testing.assert_array_equal(out, np.full(64, 2.0, np.float32))
