@@ -355,7 +355,7 @@ def test_launcher_keeps_workers_off_the_callers_cpu():
     out = np.zeros(64, np.float32)
     build(count_blocks, {"N": 64})(out)
     build(count_blocks, {"N": 64})(out)  # the pool's worker registered itself during the first call
-    cpu, pinned = jit._pinned
+    cpu, pinned, _ = jit._pinned
     assert pinned >= 1
     for tid in jit._worker_tids[:pinned]:  # a worker the pool starts later is pinned on the next call
         assert os.sched_getaffinity(tid) == os.sched_getaffinity(0) - {cpu}

@@ -63,7 +63,7 @@ _pool_lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
 _worker_tids: list = []  # kernel thread ids of the current pool's workers
-_pinned: tuple = ()  # (caller's cpu, workers pinned) of the last pinning
+_pinned: tuple = ()  # (caller's cpu, workers pinned, caller's allowed cpus) of the last pinning
 
 
 def _register_worker(tids):
@@ -98,18 +98,16 @@ def keep_workers_off_caller_cpu():
     global _pinned
     if _sched_getcpu is None or not hasattr(os, "sched_setaffinity"):
         return
-    cpu = _sched_getcpu()
-    if cpu < 0 or _pinned == (cpu, len(_worker_tids)):
-        return
-    others = os.sched_getaffinity(0) - {cpu}
-    if not others:
+    cpu, allowed = _sched_getcpu(), os.sched_getaffinity(0)  # the caller's, which may have changed since
+    others = allowed - {cpu}
+    if cpu < 0 or not others or _pinned[:2] == (cpu, len(_worker_tids)) and _pinned[2] == allowed:
         return
     for tid in list(_worker_tids):
         try:
             os.sched_setaffinity(tid, others)
         except OSError:  # the thread has exited (a replaced pool)
             pass
-    _pinned = (cpu, len(_worker_tids))
+    _pinned = (cpu, len(_worker_tids), allowed)
 
 
 #: chunks of blocks per thread: small enough to even out unequal cores, large enough that the per-chunk call
