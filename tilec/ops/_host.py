@@ -1,12 +1,14 @@
-"""Host-side helpers of the sparse-attention, indexer and MoE ops: argument checks that name the argument and the
-expected shape, and arrays of the caller's kind (NumPy -> NumPy, torch -> torch on the same device)."""
+"""Host-side helpers of the ops: argument checks that name the argument and the expected shape, where an op's
+kernel will run, and arrays of the caller's kind (NumPy -> NumPy, torch -> torch on the same device)."""
 from __future__ import annotations
 
 import numpy as np
 
 from ..errors import TilecArgumentError
+from ..settings import settings
 
 FLOAT_DTYPES = ("float16", "bfloat16", "float32")
+DENSE_DTYPES = FLOAT_DTYPES + ("float64",)  # gemm and softmax also take float64
 
 
 def is_torch(x) -> bool:
@@ -23,6 +25,39 @@ def dtype_name(x) -> str:
     if name is None:
         name = _dtype_names[dt] = str(dt).removeprefix("torch.") if is_torch(x) else dt.name
     return name
+
+
+def array_dtype(op: str, name: str, x) -> str:
+    """dtype_name(x), after refusing anything but a NumPy array or a torch tensor (naming the argument)."""
+    if is_torch(x) or isinstance(x, np.ndarray):
+        return dtype_name(x)
+    raise TilecArgumentError(f"{op}: '{name}' must be a NumPy array or a torch tensor, got {type(x).__name__}")
+
+
+def canonical_dtype(op: str, dtype) -> str:
+    """'float16', np.float16, np.dtype('float16') or torch.float16 -> 'float16'."""
+    if isinstance(dtype, str):
+        return dtype
+    if str(dtype).startswith("torch."):
+        return str(dtype).removeprefix("torch.")
+    try:
+        return np.dtype(dtype).name
+    except TypeError:
+        raise TilecArgumentError(f"{op}: {dtype!r} is not a dtype") from None
+
+
+def backend_for(x, target: str | None) -> str:
+    """Which default config fits: "llvm" (CPU), "triton" (CUDA) or "interpreter" (Triton on CPU tensors). Mirrors
+    the runtime's choice: an explicit target, else TILEC_TARGET, else CUDA tensors -> triton, the rest -> llvm."""
+    target = target or settings.target
+    on_cuda = is_torch(x) and x.device.type == "cuda"
+    if target is None:
+        return "triton" if on_cuda else "llvm"
+    if target == "triton":
+        return "triton" if on_cuda else "interpreter"
+    if target != "llvm":
+        raise TilecArgumentError(f"target={target!r}: use 'llvm' or 'triton' (or leave it out)")
+    return target
 
 
 def check_array(op: str, name: str, x, rank: int, dtypes=None):

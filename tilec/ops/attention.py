@@ -15,7 +15,7 @@ import tilec
 import tilec.language as T
 
 from ..errors import TilecArgumentError
-from ._dense import array_dtype, backend_for, empty_like_kind, is_torch, make_contiguous
+from ._host import array_dtype, backend_for, contiguous, empty, is_torch
 
 OP = "flash_attention"
 ATTN_DTYPES = ("float16", "bfloat16", "float32")
@@ -132,7 +132,7 @@ def flash_attention(q, k, v, *, causal: bool = False, scale: float | None = None
     batch, hq, sq, d = q.shape
     skv = k.shape[2]
     scale = 1.0 / math.sqrt(d) if scale is None else float(scale)
-    out = empty_like_kind(q, tuple(q.shape), dtype)
+    out = empty(q, tuple(q.shape), dtype)
     if batch * hq * sq * d == 0:
         return out
     if skv == 0:  # no key at all: every row is empty
@@ -141,7 +141,7 @@ def flash_attention(q, k, v, *, causal: bool = False, scale: float | None = None
     where = backend_for(q, target)
     config = {**DEFAULT_CONFIG[where](d), **config}
     config["block_m"] = fit_block(config["block_m"], sq, MIN_BLOCK_M[where])
-    q, k, v = (make_contiguous(x) for x in (q, k, v))
+    q, k, v = (contiguous(x) for x in (q, k, v))
     flash_attention_kernel(dtype)(q, k, v, out, target=target, causal=bool(causal), scale_log2=scale * LOG2E,
                                   **config)
     return out

@@ -13,7 +13,7 @@ import tilec.language as T
 
 from ..errors import TilecArgumentError
 from ..settings import settings
-from ._dense import FLOAT_DTYPES, array_dtype, backend_for, dtype_name, empty_like_kind, is_torch, make_contiguous
+from ._host import DENSE_DTYPES, array_dtype, backend_for, canonical_dtype, contiguous, empty, is_torch
 
 #: default block sizes per place the kernel runs: "triton" is a CUDA GPU (128x128x64 tiles, 3 stages: fp32 operand
 #: tiles take 192 KiB of the H100's 227 KiB shared memory per block, see tilec.cost.targets); "interpreter" is
@@ -162,12 +162,12 @@ def gemm(a, b, *, trans_a: bool = False, trans_b: bool = False, out_dtype=None, 
     if array_dtype("gemm", "b", b) != in_dtype:
         raise TilecArgumentError(f"gemm: 'a' is {in_dtype} but 'b' is {array_dtype('gemm', 'b', b)}; cast one so "
                                  f"both match")
-    if in_dtype not in FLOAT_DTYPES:
-        raise TilecArgumentError(f"gemm: dtype {in_dtype} of 'a' and 'b' is not one of {', '.join(FLOAT_DTYPES)}")
-    out_dtype = in_dtype if out_dtype is None else dtype_name("gemm", out_dtype)
-    if out_dtype not in FLOAT_DTYPES:
-        raise TilecArgumentError(f"gemm: out_dtype={out_dtype} is not one of {', '.join(FLOAT_DTYPES)}")
-    c = empty_like_kind(a, (m, n), out_dtype)
+    if in_dtype not in DENSE_DTYPES:
+        raise TilecArgumentError(f"gemm: dtype {in_dtype} of 'a' and 'b' is not one of {', '.join(DENSE_DTYPES)}")
+    out_dtype = in_dtype if out_dtype is None else canonical_dtype("gemm", out_dtype)
+    if out_dtype not in DENSE_DTYPES:
+        raise TilecArgumentError(f"gemm: out_dtype={out_dtype} is not one of {', '.join(DENSE_DTYPES)}")
+    c = empty(a, (m, n), out_dtype)
     if m == 0 or n == 0:
         return c
     if k == 0:  # an empty sum: no kernel reads anything
@@ -185,6 +185,6 @@ def gemm(a, b, *, trans_a: bool = False, trans_b: bool = False, out_dtype=None, 
         # time included: 0.199 ms against 0.250 ms for 128x128x64
         defaults["block_n"] = 256
     config = {**defaults, **config}
-    kernel(make_contiguous(a), make_contiguous(b), c, target=target, **config)
+    kernel(contiguous(a), contiguous(b), c, target=target, **config)
     return c
 

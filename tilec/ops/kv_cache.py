@@ -13,7 +13,7 @@ import tilec.language as T
 
 from ..errors import TilecArgumentError
 from . import _host
-from ._dense import backend_for
+from ._host import backend_for
 
 CACHE_DTYPES = ("float16", "bfloat16", "float32", "float64", "int8")
 #: elements one block moves: 4096 fp16 elements are 8 KiB, a few rows of 128-wide heads; the interpreter takes

@@ -14,7 +14,7 @@ import tilec
 import tilec.language as T
 
 from . import _host
-from ._dense import backend_for
+from ._host import backend_for
 
 
 @functools.cache

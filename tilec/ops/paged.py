@@ -22,7 +22,7 @@ import tilec.language as T
 from ..errors import TilecArgumentError
 from ..settings import settings
 from . import _host
-from ._dense import backend_for
+from ._host import backend_for
 from .attention import LOG2E
 
 OP = "paged_attention"

@@ -15,7 +15,7 @@ import tilec
 import tilec.language as T
 
 from ..errors import TilecArgumentError
-from ._dense import FLOAT_DTYPES, array_dtype, backend_for, empty_like_kind, is_torch, make_contiguous
+from ._host import DENSE_DTYPES, array_dtype, backend_for, contiguous, empty, is_torch
 
 #: per place the kernel runs: rows of up to `max_row` elements are one tile (block_m rows per block, at most
 #: `tile_elems` elements in all); longer rows are walked in blocks of `block_n`. The interpreter runs each block as
@@ -89,8 +89,8 @@ def softmax(x, dim: int = -1, *, target: str | None = None, **config):
     """exp(x - max) / sum(exp(x - max)) along `dim`, as a new array of x's kind and dtype. Keywords: `target` as on
     any kernel call; max_row (longest row kept in one tile), tile_elems, block_m, block_n override the defaults."""
     dtype = array_dtype("softmax", "x", x)
-    if dtype not in FLOAT_DTYPES:
-        raise TilecArgumentError(f"softmax: 'x' has dtype {dtype}; expected one of {', '.join(FLOAT_DTYPES)}")
+    if dtype not in DENSE_DTYPES:
+        raise TilecArgumentError(f"softmax: 'x' has dtype {dtype}; expected one of {', '.join(DENSE_DTYPES)}")
     rank = x.ndim
     if rank == 0:
         raise TilecArgumentError("softmax: 'x' is a scalar; it needs at least one dimension")
@@ -98,8 +98,8 @@ def softmax(x, dim: int = -1, *, target: str | None = None, **config):
         raise TilecArgumentError(f"softmax: dim={dim} is out of range for 'x' of shape {tuple(x.shape)}")
     dim %= rank
     moved = x.movedim(dim, -1) if is_torch(x) else np.moveaxis(x, dim, -1)
-    rows = make_contiguous(moved).reshape(-1, x.shape[dim])
-    out = empty_like_kind(x, tuple(rows.shape), dtype)
+    rows = contiguous(moved).reshape(-1, x.shape[dim])
+    out = empty(x, tuple(rows.shape), dtype)
     if out.numel() if is_torch(out) else out.size:
         _launch(rows, out, dtype, target, config)
     out = out.reshape(tuple(moved.shape))

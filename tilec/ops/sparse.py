@@ -15,7 +15,7 @@ import tilec
 import tilec.language as T
 
 from . import _host
-from ._dense import backend_for
+from ._host import backend_for
 
 OP = "sparse_attention"
 MAX_BLOCK_H = 64  # heads per block: 64 x 512 fp32 accumulators are FlashMLA's tile too
