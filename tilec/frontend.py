@@ -13,21 +13,19 @@ import textwrap
 from . import ir
 from . import language as T
 from .errors import TilecSyntaxError, TilecTypeError
+from .language.macro import Macro
 from .language.tensor import TensorSpec
 from .frontend_exprs import (_BINOPS, BufferRef, ExprParser, Indexed, LetBinding, LocalScalar, Slice)
+
+
+MAX_MACRO_DEPTH = 16
 
 
 class KernelParser(ExprParser):
     def __init__(self, fn):
         self.fn = fn
-        self.file = inspect.getsourcefile(fn) or "<unknown>"
-        lines, first = inspect.getsourcelines(fn)
-        self.first_line = first
-        self.source_lines = lines
-        tree = ast.parse(textwrap.dedent("".join(lines)))
-        self.fdef = next(n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)))
-        closure = inspect.getclosurevars(fn)
-        self.pyenv = {**vars(builtins), **fn.__globals__, **closure.nonlocals}
+        self.fdef = self.load_function(fn)
+        self.macro_stack: list = []  # names of the macros being inlined, innermost last
         self.env: list[dict] = []  # a stack of scopes
         self.used_names: set = set()
         self.depth = 0
@@ -175,10 +173,53 @@ class KernelParser(ExprParser):
             cond = cond if cond.dtype == "bool" else self.binop("!=", cond, ir.Const(0, cond.dtype), node)
             return [ir.If(cond, self.parse_block(node.body), self.parse_block(node.orelse), loc=self.loc(node))]
         if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+            callee = self.resolve_callee(node.value.func, strict=False)
+            if isinstance(callee, Macro):
+                return self.inline_macro(callee, node.value)
             return self.parse_call_stmt(node.value)
         raise self.error(node, f"`{type(node).__name__}` statements are not supported in a kernel body "
                                f"(supported: assignment, for over T.Parallel/T.serial/T.Pipelined/range, if, "
                                f"T.copy/T.gemm/T.fill/T.clear/T.reduce_*/T.atomic_add calls)")
+
+    def inline_macro(self, macro: Macro, call) -> list:
+        """The macro's body parsed in place: its parameters bound to the caller's values (a named tile, scalar or
+        let is passed as itself, any other argument as its expression), in a scope that sees nothing else of the
+        caller's; errors inside it name the macro's own file and line."""
+        if any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
+            raise self.error(call, "*args/**kwargs are not supported in kernel calls")
+        if len(self.macro_stack) >= MAX_MACRO_DEPTH:
+            raise self.error(call, f"macros nested more than {MAX_MACRO_DEPTH} deep (a macro calls itself?)")
+        try:
+            bound = inspect.signature(macro.fn).bind(*call.args, **{k.arg: k.value for k in call.keywords})
+        except TypeError as exc:
+            raise self.error(call, f"{macro.fn.__name__}{inspect.signature(macro.fn)}: {exc}") from None
+        bound.apply_defaults()
+        scope = {name: self.macro_argument(arg) for name, arg in bound.arguments.items()}
+        saved = (self.file, self.first_line, self.source_lines, self.pyenv, self.env)
+        self.macro_stack.append(macro.fn.__name__)
+        try:
+            fdef = self.load_function(macro.fn)
+            self.env = [scope]
+            return list(self.parse_block(fdef.body))
+        finally:
+            self.macro_stack.pop()
+            self.file, self.first_line, self.source_lines, self.pyenv, self.env = saved
+
+    def macro_argument(self, arg):
+        if not isinstance(arg, ast.AST):  # a default value of the macro's signature
+            return arg
+        if isinstance(arg, ast.Name):
+            return self.lookup(arg.id, arg)  # the tile, scalar, let or constant itself: the macro may write it
+        return self.value(arg)
+
+    def load_function(self, fn) -> ast.FunctionDef:
+        """Point the parser at fn's source (file, lines, globals and closure) and return its definition."""
+        self.file = inspect.getsourcefile(fn) or "<unknown>"
+        self.source_lines, self.first_line = inspect.getsourcelines(fn)
+        tree = ast.parse(textwrap.dedent("".join(self.source_lines)))
+        closure = inspect.getclosurevars(fn)
+        self.pyenv = {**vars(builtins), **fn.__globals__, **closure.nonlocals}
+        return next(n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)))
 
     def parse_assign(self, target, value_node, node, value=None) -> list:
         loc = self.loc(node)

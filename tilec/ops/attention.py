@@ -16,6 +16,7 @@ import tilec.language as T
 
 from ..errors import TilecArgumentError
 from ._host import array_dtype, backend_for, contiguous, empty, is_torch
+from .online_softmax import online_softmax_update
 
 OP = "flash_attention"
 ATTN_DTYPES = ("float16", "bfloat16", "float32")
@@ -76,21 +77,7 @@ def flash_attention_kernel(dtype: str):
                 T.gemm(q, kt, s, transpose_b=True)
                 for i, j in T.Parallel(block_m, block_n):
                     s[i, j] = s[i, j] * scale_log2
-                T.copy(m, m_prev)
-                T.reduce_max(s, m, dim=1, clear=False)
-                for i in T.Parallel(block_m):
-                    # a row with no visible key yet keeps m = -inf; subtract 0 then so exp2 gives 0, not NaN
-                    m_safe[i] = T.where(m[i] == -T.infinity("float32"), 0.0, m[i])
-                    alpha[i] = T.exp2(m_prev[i] - m_safe[i])
-                for i, j in T.Parallel(block_m, block_n):
-                    s[i, j] = T.exp2(s[i, j] - m_safe[i])
-                    p[i, j] = s[i, j]
-                T.reduce_sum(s, row_sum, dim=1)
-                for i in T.Parallel(block_m):
-                    l[i] = l[i] * alpha[i] + row_sum[i]
-                for i, d in T.Parallel(block_m, D):
-                    acc[i, d] = acc[i, d] * alpha[i]
-                T.gemm(p, vt, acc)
+                online_softmax_update(s, p, vt, acc, m, l, m_prev, m_safe, alpha, row_sum, block_m, block_n, D)
             for kb in T.Pipelined(num_full, num_kv, num_stages=num_stages):
                 T.copy(K[b, hk, kb * block_n, 0], kt)
                 T.copy(V[b, hk, kb * block_n, 0], vt)
@@ -100,21 +87,7 @@ def flash_attention_kernel(dtype: str):
                     # keys past SKV (zero padding) and, when causal, keys after the row's diagonal -> -inf
                     limit = T.min(SKV, row0 + i + 1 + SKV - SQ) if causal else SKV
                     s[i, j] = T.where(kb * block_n + j < limit, s[i, j] * scale_log2, -T.infinity("float32"))
-                T.copy(m, m_prev)
-                T.reduce_max(s, m, dim=1, clear=False)
-                for i in T.Parallel(block_m):
-                    # a row with no visible key yet keeps m = -inf; subtract 0 then so exp2 gives 0, not NaN
-                    m_safe[i] = T.where(m[i] == -T.infinity("float32"), 0.0, m[i])
-                    alpha[i] = T.exp2(m_prev[i] - m_safe[i])
-                for i, j in T.Parallel(block_m, block_n):
-                    s[i, j] = T.exp2(s[i, j] - m_safe[i])
-                    p[i, j] = s[i, j]
-                T.reduce_sum(s, row_sum, dim=1)
-                for i in T.Parallel(block_m):
-                    l[i] = l[i] * alpha[i] + row_sum[i]
-                for i, d in T.Parallel(block_m, D):
-                    acc[i, d] = acc[i, d] * alpha[i]
-                T.gemm(p, vt, acc)
+                online_softmax_update(s, p, vt, acc, m, l, m_prev, m_safe, alpha, row_sum, block_m, block_n, D)
             for i, d in T.Parallel(block_m, D):
                 # l >= 1 once a key was seen (the max term adds 2^0); l = 0 means no key and acc = 0
                 acc[i, d] = acc[i, d] / T.max(l[i], 1.0)

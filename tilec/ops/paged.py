@@ -23,6 +23,7 @@ from ..errors import TilecArgumentError
 from ..settings import settings
 from . import _host
 from ._host import backend_for
+from .online_softmax import online_softmax_update
 from .attention import LOG2E
 
 OP = "paged_attention"
@@ -84,20 +85,8 @@ def paged_decode_kernel(dtype: str):
                 T.gemm(q, kt, s, transpose_b=True)
                 for i, t in T.Parallel(group, BS * pages_per_iter):
                     s[i, t] = T.where(j * pages_per_iter * BS + t < ctx, s[i, t] * scale_log2, -T.infinity("float32"))
-                T.copy(m, m_prev)
-                T.reduce_max(s, m, dim=1, clear=False)
-                for i in T.Parallel(group):
-                    m_safe[i] = T.where(m[i] == -T.infinity("float32"), 0.0, m[i])
-                    alpha[i] = T.exp2(m_prev[i] - m_safe[i])
-                for i, t in T.Parallel(group, BS * pages_per_iter):
-                    s[i, t] = T.exp2(s[i, t] - m_safe[i])
-                    p[i, t] = s[i, t]
-                T.reduce_sum(s, row_sum, dim=1)
-                for i in T.Parallel(group):
-                    l[i] = l[i] * alpha[i] + row_sum[i]
-                for i, d in T.Parallel(group, D):
-                    acc[i, d] = acc[i, d] * alpha[i]
-                T.gemm(p, vt, acc)
+                online_softmax_update(s, p, vt, acc, m, l, m_prev, m_safe, alpha, row_sum, group, BS * pages_per_iter,
+                                      D)
             for i, d in T.Parallel(group, D):
                 # l >= 1 once a key was seen (the max term adds 2^0); l = 0 means no key and acc = 0
                 acc[i, d] = acc[i, d] / T.max(l[i], 1.0)
@@ -152,20 +141,8 @@ def paged_split_kernel(dtype: str):
                 for i, t in T.Parallel(group, BS * pages_per_iter):
                     tok = (first + j * pages_per_iter) * BS + t
                     s[i, t] = T.where(tok < T.min(ctx, end * BS), s[i, t] * scale_log2, -T.infinity("float32"))
-                T.copy(m, m_prev)
-                T.reduce_max(s, m, dim=1, clear=False)
-                for i in T.Parallel(group):
-                    m_safe[i] = T.where(m[i] == -T.infinity("float32"), 0.0, m[i])
-                    alpha[i] = T.exp2(m_prev[i] - m_safe[i])
-                for i, t in T.Parallel(group, BS * pages_per_iter):
-                    s[i, t] = T.exp2(s[i, t] - m_safe[i])
-                    p[i, t] = s[i, t]
-                T.reduce_sum(s, row_sum, dim=1)
-                for i in T.Parallel(group):
-                    l[i] = l[i] * alpha[i] + row_sum[i]
-                for i, d in T.Parallel(group, D):
-                    acc[i, d] = acc[i, d] * alpha[i]
-                T.gemm(p, vt, acc)
+                online_softmax_update(s, p, vt, acc, m, l, m_prev, m_safe, alpha, row_sum, group, BS * pages_per_iter,
+                                      D)
             T.copy(m, Mp[sq, hk * group:hk * group + group, sp])
             T.copy(l, Lp[sq, hk * group:hk * group + group, sp])
             T.copy(acc, Ap[sq, sp, hk * group, 0])
