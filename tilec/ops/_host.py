@@ -116,28 +116,25 @@ def like(x, values: np.ndarray):
 
 def zeros(x, shape, dtype: str):
     """Zeros of `shape` and `dtype`, of x's kind and device."""
-    if is_torch(x):
-        import torch
-
-        return torch.zeros(shape, dtype=getattr(torch, dtype), device=x.device)
-    if dtype == "bfloat16":
-        import ml_dtypes
-
-        return np.zeros(shape, dtype=ml_dtypes.bfloat16)
-    return np.zeros(shape, dtype=dtype)
+    return new_array(x, shape, dtype, "zeros")
 
 
 def empty(x, shape, dtype: str):
     """Like `zeros` but uninitialised: for outputs a kernel writes whole (no fill kernel on the GPU)."""
+    return new_array(x, shape, dtype, "empty")
+
+
+def new_array(x, shape, dtype: str, how: str):
+    """numpy.<how> or torch.<how> ("zeros", "empty") of x's kind and device; bfloat16 NumPy arrays via ml_dtypes."""
     if is_torch(x):
         import torch
 
-        return torch.empty(shape, dtype=getattr(torch, dtype), device=x.device)
+        return getattr(torch, how)(shape, dtype=getattr(torch, dtype), device=x.device)
     if dtype == "bfloat16":
-        import ml_dtypes
+        import ml_dtypes  # NumPy has no bfloat16 of its own
 
-        return np.empty(shape, dtype=ml_dtypes.bfloat16)
-    return np.empty(shape, dtype=dtype)
+        dtype = ml_dtypes.bfloat16
+    return getattr(np, how)(shape, dtype=dtype)
 
 
 def check_index_range(op: str, name: str, values: np.ndarray, lo: int, hi: int, meaning: str):
