@@ -3,6 +3,11 @@ GPU (or without re-timing the CPU).
 
     python benchmarks/cost_replay.py benchmarks/results/h200/cost_sweep.json [--out DIR] [--write-calibration]
                                      [--target h100 ...]
+    python benchmarks/cost_replay.py results/cpu/cost_sweep.json results/cpu/cost_sweep_softmax.json \
+                                     results/cpu/cost_sweep_llm.json --write-calibration
+
+Several sweeps of one target are replayed as one: a case (kernel, shape) stored in more than one keeps the runs of
+the last file named (a re-measurement supersedes the older one), and the fit covers every case.
 
 Each stored run (kernel, shape, config, measured_s) is bound again through cost_sweep's case builders (the CUDA
 cases build on the host with device="cpu" tensors), so a model change is judged on the same measurements: the same
@@ -19,22 +24,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import calibrate_cost  # noqa: E402
+import cost_cases  # noqa: E402
 import cost_sweep as cs  # noqa: E402
 
 #: cost_sweep's --kernels name of each case's kernel
 KERNEL_GROUP = {"gemm": "gemm", "flash_attention": "attention", "grouped_gemm": "grouped_gemm",
-                "paged_decode": "paged", "softmax_rows": "softmax", "softmax_online": "softmax"}
+                "paged_decode": "paged", "softmax_rows": "softmax", "softmax_online": "softmax",
+                "sparse_attention": "sparse"}
 
 
 def builders(report: dict) -> dict:
     """(kernel, shape) -> a freshly built Case of the stored device's sweep (its own sample is replaced)."""
     groups = {KERNEL_GROUP[r["kernel"]] for r in report["runs"]}
-    if report["target"] == "cpu":
-        # both CPU shape lists (quick and full), so any stored shape is found
-        built = cs.cpu_cases(groups, quick=False, n=1) + cs.cpu_cases(groups, quick=True, n=1)
-    else:
-        built = cs.cuda_cases(groups, quick=False, n=1, arch=report["target"], device="cpu")
-    return {(c.kernel, c.shape): c for c in built}
+    return {(c.kernel, c.shape): c for c in cost_cases.every_case(report["target"], groups)}
 
 
 def replay_cases(report: dict) -> list:
@@ -44,7 +46,7 @@ def replay_cases(report: dict) -> list:
     for run in report["runs"]:
         key = (run["kernel"], run["shape"])
         if key not in known:
-            raise SystemExit(f"cost_replay: no case builder for {key[0]} {key[1]} in benchmarks/cost_sweep.py")
+            raise SystemExit(f"cost_replay: no case builder for {key[0]} {key[1]} in benchmarks/cost_cases.py")
         case = cases.setdefault(key, cs.Case(run["kernel"], run["shape"], report["target"], [], None,
                                              known[key].rebind))
         case.configs.append((run["config"], case.rebind(run["config"])))
@@ -77,16 +79,32 @@ def replay(report: dict) -> dict:
             "cases": cases}
 
 
+def merge(reports: list) -> dict:
+    """One report of several sweeps of the same target; a case in several keeps the last one's runs and row."""
+    targets = {r["target"] for r in reports}
+    if len(targets) != 1:
+        raise SystemExit(f"cost_replay: the sweeps are of different targets ({', '.join(sorted(targets))})")
+    if len(reports) == 1:
+        return reports[0]
+    owner = {(run["kernel"], run["shape"]): i for i, r in enumerate(reports) for run in r["runs"]}
+    return {"device": reports[-1]["device"], "target": reports[-1]["target"],
+            "date": ", ".join(r["date"] for r in reports), "command": "; ".join(r["command"] for r in reports),
+            "runs": [run for i, r in enumerate(reports) for run in r["runs"]
+                     if owner[(run["kernel"], run["shape"])] == i],
+            "shipped": [row for i, r in enumerate(reports) for row in r.get("shipped", [])
+                        if owner.get((row["kernel"], row["shape"])) == i]}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("sweep", help="a cost_sweep.json written by benchmarks/cost_sweep.py")
+    p.add_argument("sweep", nargs="+", help="cost_sweep.json files written by benchmarks/cost_sweep.py (one target)")
     p.add_argument("--out", default=None, help="write the replayed cost_sweep.json/.md here")
     p.add_argument("--write-calibration", action="store_true",
                    help="fit the constants on all stored cases and merge them into calibration.json")
     p.add_argument("--target", action="append", default=[],
                    help="with --write-calibration: also store the fitted constants under this target")
     args = p.parse_args(argv)
-    report = replay(json.loads(Path(args.sweep).read_text()))
+    report = replay(merge([json.loads(Path(f).read_text()) for f in args.sweep]))
     cases = report.pop("cases")
     print(cs.markdown(report), flush=True)
     if args.out:

@@ -98,6 +98,21 @@ def test_gather_pays_sectors():
     assert narrow.bytes_by_tier["l2"] == pytest.approx(4096 * 32 + 4096 * 4 + 4096 * 4)
 
 
+def test_cpu_gathers_cost_core_cycles_per_element():
+    from tilec.cost.counting import Counting
+    from tilec.cost.model import Timing, efficiency
+
+    bound = gather_rows.specialize({"R": 10 ** 6, "D": 64, "S": 4096}, {}, "llvm", arch="cpu")
+    counts = Counting(bound, 2).run()
+    # X[ids[i], d] is gathered (its row index is a tile's value); the copies of Idx and rows are not
+    assert sum(ph.gathers for ph in counts.phases) == 4096 * 64
+    cpu = get_target("cpu")
+    phase = next(ph for ph in counts.phases if ph.gathers)
+    with_gathers = Timing(counts, cpu, efficiency(cpu), {}).phase(phase, 1, cpu.sms)[1]
+    phase.gathers = 0
+    assert with_gathers > Timing(counts, cpu, efficiency(cpu), {}).phase(phase, 1, cpu.sms)[1]
+
+
 def test_targets_and_errors(tmp_path):
     h100 = get_target("H100")
     assert h100.sms == 132 and h100.memory["hbm"].bandwidth == 3.35e12 and h100.smem_per_block == 227 * 1024
@@ -194,6 +209,11 @@ def test_cpu_gemm_cycles_follow_the_micro_kernel():
     assert gemm_cycles(1, 32, k, 4, core)[0] > 1.5 * gemm_cycles(12, 32, k, 4, core)[0] / 12
     # more columns never cost fewer cycles; a ragged tail costs at least its share of a full panel
     assert gemm_cycles(24, 40, k, 4, core)[0] >= gemm_cycles(24, 32, k, 4, core)[0] * 40 / 32
+    # a one-vector panel issues one FMA per splat of a[i, k]: the splats, on one shuffle pipe, bound it (measured
+    # ~1.9x slower than two-vector panels on the host), unlike a two-vector panel of the same FMAs
+    lanes = core["simd_bytes"] // 4
+    one, two = gemm_cycles(64, lanes, k, 4, core)[0], gemm_cycles(64, 2 * lanes, k, 4, core)[0]
+    assert one / lanes > 1.5 * two / (2 * lanes)
 
 
 def test_cpu_stages_only_prefetch():

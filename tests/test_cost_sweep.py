@@ -100,3 +100,52 @@ def test_cuda_cases_build_on_the_host():
         assert [b.name for b in case.rebind(cfg)] == [b.name for b in bounds]
     gemm = cases[0]
     assert gemm.configs[0][0] == dict(block_m=128, block_n=128, block_k=64, num_stages=3)  # the default leads
+
+
+def test_cpu_llm_cases_build_on_the_host():
+    cases = cs.cpu_cases({"attention", "grouped_gemm", "paged", "sparse"}, quick=True, n=12)
+    assert [c.kernel for c in cases] == ["flash_attention", "grouped_gemm", "paged_decode", "sparse_attention"]
+    for case in cases:
+        assert case.target == "cpu" and len(case.configs) == 12, case.kernel
+        predicted = cs.predict_case(case)
+        assert all(p > 0 and math.isfinite(p) for p in predicted)
+        assert len(set(predicted)) > 1, case.kernel  # the configs differ, so must their predictions
+        for cfg, bounds in case.configs[:3]:
+            assert [b.name for b in case.rebind(cfg)] == [b.name for b in bounds]
+    flash, grouped, paged, sparse = cases
+    assert flash.configs[0][0]["block_m"] == 64 and flash.configs[0][0]["block_n"] == 64  # the default leads
+    assert grouped.configs[0][0] == dict(block_m=64, block_n=64, block_k=32, num_stages=2)
+    # the schedule's tile count (the NT dim) follows each config's block_m: 8 experts of 1024 rows
+    for cfg, (bound,) in grouped.configs:
+        nt = dict(bound.bound)["NT"]
+        assert 1024 // cfg["block_m"] <= nt <= 1024 // cfg["block_m"] + 8
+    # paged: split kernel plus reduce, no step wider than its split, NSPLIT from pages_per_split (64 pages)
+    for cfg, (split, reduce) in paged.configs:
+        assert cfg["pages_per_iter"] <= cfg["pages_per_split"]
+        assert dict(split.bound)["NSPLIT"] == dict(reduce.bound)["NSPLIT"] == -(-64 // cfg["pages_per_split"])
+    assert all(16 % cfg["block_h"] == 0 for cfg, _ in sparse.configs)  # blocks never straddle kv heads
+    assert sparse.configs[0][0]["block_h"] == 16
+
+
+
+def test_replay_finds_every_case_kernel():
+    import cost_replay
+
+    cases = cs.cpu_cases({"softmax", "attention", "grouped_gemm", "paged", "sparse"}, quick=True, n=1)
+    for case in cases:
+        group = cost_replay.KERNEL_GROUP[case.kernel]
+        assert any(c.kernel == case.kernel for c in cs.cpu_cases({group}, quick=True, n=1))
+
+
+def test_replay_merges_sweeps_the_last_one_wins():
+    import cost_replay
+
+    def report(date, seconds, kernels=("gemm",)):
+        return {"device": "d", "target": "cpu", "date": date, "command": date,
+                "runs": [{"kernel": k, "shape": "s", "config": {}, "measured_s": seconds} for k in kernels],
+                "shipped": [{"kernel": k, "shape": "s"} for k in kernels]}
+    merged = cost_replay.merge([report("old", 1.0, ("gemm", "softmax_rows")), report("new", 2.0)])
+    assert sorted((r["kernel"], r["measured_s"]) for r in merged["runs"]) == [("gemm", 2.0), ("softmax_rows", 1.0)]
+    assert len(merged["shipped"]) == 2 and merged["date"] == "old, new"
+    with pytest.raises(SystemExit):
+        cost_replay.merge([report("a", 1.0), {**report("b", 1.0), "target": "h200"}])

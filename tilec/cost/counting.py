@@ -44,6 +44,8 @@ class Phase:
     #: global round trips one after another per iteration: 2 when a load's index reads a global table (a paged
     #: gather reads the page id, then the page)
     depth: int = 1
+    #: elements loaded inside T.Parallel at an index read from a tile or tensor: a CPU gathers them lane by lane
+    gathers: float = 0.0
 
 
 @dataclass
@@ -375,6 +377,8 @@ class Counting:
             phase.depth = max(phase.depth, 2)
         used = set().union(*(free_vars(i) for i in indices)) & set(extents) if indices else set()
         distinct = math.prod(extents[v] for v in used) * per_block
+        if buf.scope == "global" and not store and any(has_load(i) for i in indices):
+            phase.gathers += distinct
         size = ir.ITEMSIZE[buf.dtype]
         if buf.scope == "shared":
             phase.shared_bytes += distinct * size

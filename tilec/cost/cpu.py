@@ -6,11 +6,13 @@ accumulator vector; the c block is loaded before and stored after the k loop. Co
 narrower vectors (split_widths), which waste FMA lanes; a few rows (skinny M) leave too few accumulator chains to
 hide the FMA latency. So the cycles of one gemm call are
 
-    per micro-call  k * max(FMA pipe slots / pipes, load slots / load ports, FMA latency) + c load and store
+    per micro-call  k * max(FMA pipe slots / pipes, load slots / load ports, splats / shuffle pipes, FMA latency)
+                    + c load and store
     packing         k rows of n elements, stored at the core's store width
 
 `core` figures of a target (targets.host_cpu): clock_hz, simd_bytes (register width), fma_bytes (native FMA datapath
-per pipe: a wider op takes several slots), fma_pipes, load_ports, fma_latency (cycles), store_bytes (per cycle),
+per pipe: a wider op takes several slots), fma_pipes, load_ports, shuffle_pipes (the splat of a[i, k]), fma_latency
+(cycles), store_bytes (per cycle), gather_cycles (one element of a T.Parallel gather, tilec/cost/model.py),
 exp_ops and vector_pipes (T.exp/exp2/log are inline vector code, lowering/llvm/vecmath.py: instructions per vector
 of lanes, issued over the vector pipes; targets.host_cpu turns them into the transcendental rate), chain_cycles (one
 step of a dependent scalar max/min: llvm.maxnum does not reassociate, so such reductions are not vectorised),
@@ -40,7 +42,11 @@ def micro_cycles(rows: int, widths: list, k: int, itemsize: int, core: dict) -> 
     """One micro-kernel call: rows x sum(widths) of c against k rows of a packed panel."""
     slots = [math.ceil(w * itemsize / core["fma_bytes"]) for w in widths]  # 512-bit on 256-bit pipes: 2
     loads = rows + sum(slots)  # one broadcast per row, the panel's vectors
-    per_k = max(rows * sum(slots) / core["fma_pipes"], loads / core["load_ports"], core["fma_latency"])
+    # a[i, k] is splat once per row and distinct width, on the shuffle pipes (a 512-bit splat in two halves): a
+    # one-vector panel has one FMA per splat and waits on them
+    splats = rows * sum(math.ceil(w * itemsize / core["fma_bytes"]) for w in set(widths))
+    per_k = max(rows * sum(slots) / core["fma_pipes"], loads / core["load_ports"], core["fma_latency"],
+                splats / core["shuffle_pipes"])
     moves = 2 * rows * sum(max(1, w * itemsize // core["store_bytes"]) for w in widths)  # c in and out
     return k * per_k + moves
 

@@ -19,7 +19,8 @@
 On a CPU (a target with `core` figures) one thread runs a block's statements one after another: a slot is
 compute + scratch copies (+ latency without prefetching), overlapped only with the cache and DRAM streams; a GEMM
 costs the LLVM micro-kernel's cycles for its tile shape (tilec/cost/cpu.py: lane use of narrow column tails, too few
-rows to hide the FMA latency, packing, c loads and stores) and every innermost copy or packing row a loop entry;
+rows to hide the FMA latency, splats, packing, c loads and stores), every innermost copy or packing row a loop entry
+and every element a T.Parallel loads at an index read from a table (a gather) core cycles of its own;
 num_stages only sets the prefetch distance (no fill and drain).
 
 Global loads that blocks of one wave share (a GEMM's A tile across the blocks of one row) are fetched from DRAM
@@ -199,6 +200,7 @@ class Timing:
                 c_it += cycles * calls / per / (hz * self.eff["compute"])
                 rows += gemm_rows * calls
             c_it += rows / per * core["row_cycles"] / (hz * self.eff["loop"])
+            c_it += ph.gathers / per * core["gather_cycles"] / (hz * self.eff["loop"])
         cached = (sum(nb for _, nb, _ in ph.loads) + ph.store_bytes) / per
         dram = (sum(nb * miss * self.scale.get(t, 1.0) for t, nb, miss in ph.loads) + ph.store_bytes) / per
         tiers = {t.global_tier: dram / (self.share(self.dram, active) * self.eff["memory"]),
