@@ -27,17 +27,6 @@ import math
 ACC_VECTORS, VECTORS_PER_PANEL = 24, 2
 
 
-def split_widths(n: int, lanes: int) -> list:
-    """Vector widths (lanes) covering n columns, as the backend splits them: full vectors, then powers of two."""
-    widths, rest, w = [lanes] * (n // lanes), n % lanes, lanes // 2
-    while rest:
-        if rest >= w:
-            widths.append(w)
-            rest -= w
-        w //= 2
-    return widths
-
-
 def micro_cycles(rows: int, widths: list, k: int, itemsize: int, core: dict) -> float:
     """One micro-kernel call: rows x sum(widths) of c against k rows of a packed panel."""
     slots = [math.ceil(w * itemsize / core["fma_bytes"]) for w in widths]  # 512-bit on 256-bit pipes: 2
@@ -54,6 +43,8 @@ def micro_cycles(rows: int, widths: list, k: int, itemsize: int, core: dict) -> 
 def gemm_cycles(m: int, n: int, k: int, itemsize: int, core: dict) -> tuple[float, int]:
     """(cycles, loop rows) of one `T.gemm` call of an m x n x k tile on one core (compute dtype of `itemsize`
     bytes); loop rows (the packing loop's k rows, one per micro-kernel call) each pay the loop overhead."""
+    from ..lowering.llvm.gemm import split_widths  # the CPU backend's own column split (imports llvmlite)
+
     lanes = core["simd_bytes"] // itemsize
     nr = lanes * VECTORS_PER_PANEL
     chunks = [[lanes] * VECTORS_PER_PANEL] * (n // nr)
