@@ -244,3 +244,39 @@ def test_parse_errors_name_line_and_column(text, where, what):
     with pytest.raises(TilecParseError) as e:
         parse_kernel_text(text)
     assert where in str(e.value) and what in str(e.value)
+
+
+def op_kernels():
+    """Every kernel behind tilec.ops (the examples run these), with one set of bound dims for each."""
+    import importlib
+
+    # tilec.ops exports functions named like some of its modules (gemm, softmax): take the modules themselves
+    names = ("attention", "gemm", "indexer", "kv_cache", "moe", "paged", "softmax", "sparse")
+    attention, gemm, indexer, kv_cache, moe, paged, softmax, sparse = (
+        importlib.import_module(f"tilec.ops.{m}") for m in names)
+
+    paged_dims = {"NSEQ": 3, "HQ": 8, "D": 64, "NB": 20, "BS": 16, "HKV": 2, "MAXB": 7}
+    return [
+        (attention.flash_attention_kernel("float16"), {"B": 1, "HQ": 4, "HKV": 2, "SQ": 77, "SKV": 100, "D": 64},
+         {"causal": True}),
+        (gemm.gemm_kernel(True, False, "float32", "float32"), {"M": 30, "N": 20, "K": 10}, {}),
+        (indexer.lightning_indexer_kernel("float32"), {"S": 5, "H": 4, "D": 32, "N": 70}, {}),
+        (kv_cache.kv_gather_kernel("float32"), {"NB": 9, "ROW": 96, "N": 4}, {}),
+        (kv_cache.kv_scatter_kernel("float32"), {"NT": 5, "ROW": 96, "SLOTS": 40}, {}),
+        (moe.grouped_gemm_kernel("float32"), {"M": 40, "K": 16, "N": 24, "E": 3, "NT": 6}, {}),
+        (moe.tile_schedule_kernel(), {"E": 3, "NT": 6}, {"rows": 40}),
+        (moe.gather_rows_kernel("float32"), {"S": 9, "H": 20, "R": 18}, {}),
+        (moe.combine_rows_kernel("float32"), {"R": 18, "N": 20, "S": 9, "TOPK": 2}, {}),
+        (paged.paged_decode_kernel("float32"), paged_dims, {"group": 4, "pages_per_iter": 2}),
+        (paged.paged_split_kernel("float32"), {**paged_dims, "NSPLIT": 2}, {"group": 4, "pages_per_split": 4}),
+        (paged.paged_reduce_kernel("float32"), {"NSEQ": 3, "HQ": 8, "NSPLIT": 2, "D": 64}, {}),
+        (softmax.softmax_kernel("float32", True), {"M": 6, "N": 5003}, {}),
+        (sparse.sparse_attention_kernel("float32"), {"S": 3, "H": 4, "D": 96, "N": 50, "HK": 1, "DV": 64,
+                                                      "TOPK": 70}, {"group": 4, "block_h": 4}),
+    ]
+
+
+@pytest.mark.parametrize("backend", [None, "llvm", "triton"])
+def test_every_op_kernel_round_trips(backend):
+    for kernel, dims, config in op_kernels():
+        assert_round_trip(kernel.ir if backend is None else kernel.specialize(dims, config, backend), locs=True)
