@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
 import inspect
 import textwrap
 
@@ -19,6 +20,16 @@ from .frontend_exprs import (_BINOPS, BufferRef, ExprParser, Indexed, LetBinding
 
 
 MAX_MACRO_DEPTH = 16
+
+
+@functools.lru_cache(maxsize=256)
+def function_source(fn) -> tuple:
+    """(file, source lines, first line, ast.FunctionDef) of fn: read and parsed once per function (a macro is
+    inlined at every call)."""
+    lines, first = inspect.getsourcelines(fn)
+    tree = ast.parse(textwrap.dedent("".join(lines)))
+    fdef = next(n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)))
+    return inspect.getsourcefile(fn) or "<unknown>", lines, first, fdef
 
 
 class KernelParser(ExprParser):
@@ -214,12 +225,10 @@ class KernelParser(ExprParser):
 
     def load_function(self, fn) -> ast.FunctionDef:
         """Point the parser at fn's source (file, lines, globals and closure) and return its definition."""
-        self.file = inspect.getsourcefile(fn) or "<unknown>"
-        self.source_lines, self.first_line = inspect.getsourcelines(fn)
-        tree = ast.parse(textwrap.dedent("".join(self.source_lines)))
-        closure = inspect.getclosurevars(fn)
+        self.file, self.source_lines, self.first_line, fdef = function_source(fn)
+        closure = inspect.getclosurevars(fn)  # read each time: closure values are the caller's to change
         self.pyenv = {**vars(builtins), **fn.__globals__, **closure.nonlocals}
-        return next(n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)))
+        return fdef
 
     def parse_assign(self, target, value_node, node, value=None) -> list:
         loc = self.loc(node)
