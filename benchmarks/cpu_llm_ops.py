@@ -1,5 +1,8 @@
 """CPU (LLVM backend): each LLM op next to a straightforward vectorised NumPy implementation of it, fp32, same run.
-Usage: python benchmarks/cpu_llm_ops.py [--repeat 5]"""
+Usage: python benchmarks/cpu_llm_ops.py [--repeat 5] [--pause 0.15]
+
+Each timed call, tilec's and NumPy's alike, comes after a pause: after a BLAS call OpenBLAS's worker threads spin for
+about 0.1 s and would take a core from whatever runs next (benchmarks/cpu_gemm.py measured this)."""
 from __future__ import annotations
 
 import argparse
@@ -15,10 +18,11 @@ import tilec.ops as ops
 rng = np.random.default_rng(0)
 
 
-def median_s(fn, repeat):
+def median_s(fn, repeat, pause=0.0):
     fn()  # warm-up: compiles (or loads from the cache) and touches the data
     times = []
     for _ in range(repeat):
+        time.sleep(pause)
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
@@ -67,17 +71,19 @@ def np_grouped(x, w, offsets):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=5)
-    r = ap.parse_args().repeat
+    ap.add_argument("--pause", type=float, default=0.15, help="seconds of sleep before each timed call")
+    args = ap.parse_args()
+    r, pause = args.repeat, args.pause
     f32 = np.float32
     rows = []
 
     def case(name, tilec_fn, numpy_fn):
-        t, n = median_s(tilec_fn, r), median_s(numpy_fn, r)
+        t, n = median_s(tilec_fn, r, pause), median_s(numpy_fn, r, pause)
         rows.append((name, t * 1e3, n * 1e3, n / t))
         print(f"| {name} | {t * 1e3:.2f} | {n * 1e3:.2f} | {n / t:.2f} |", flush=True)
 
     print(f"# {platform.machine()} {os.cpu_count()} cores, numpy {np.__version__}, "
-          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, median of {r}")
+          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, median of {r}, {pause} s pause before each call")
     print("| op (fp32) | tilec ms | NumPy ms | NumPy time / tilec time |\n|---|---|---|---|")
     x = rng.standard_normal((2048, 1000)).astype(f32)
     case("softmax 2048x1000", lambda: ops.softmax(x), lambda: np_softmax(x))

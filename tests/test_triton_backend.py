@@ -344,7 +344,7 @@ out["ops_ttgir"] = {name: t.compile_sm90(kernel, dims, config, warps) for name, 
      {"S": 8, "H": 16, "D": 576, "N": 256, "HK": 1, "DV": 512, "TOPK": 128},
      {"group": 16, "block_h": 16, "chunk_stages": 3}, 4),
     ("grouped_gemm", grouped_gemm_kernel("float16"), {"M": 256, "K": 256, "N": 256, "E": 4, "NT": 4},
-     {"block_m": 32, "block_n": 128, "block_k": 128, "num_stages": 4}, 4),
+     {"block_m": 32, "block_n": 128, "block_k": 128, "num_stages": 4, "spare_rows": True}, 4),
     ("moe_tile_schedule", tile_schedule_kernel(), {"E": 64, "NT": 96}, {"block_m": 32, "rows": 1024}, 4)]}
 print(json.dumps(out))
 """
