@@ -54,16 +54,9 @@ class ExprParser:
     def value(self, node):
         """Translate an expression to an IR Expr or a frontend value (Indexed, BufferRef, dtype str, tuple)."""
         if isinstance(node, ast.Constant):
-            v = node.value
-            if isinstance(v, bool):
-                return ir.Const(v, "bool")
-            if isinstance(v, int):
-                return ir.Const(v, "index")
-            if isinstance(v, float):
-                return ir.Const(v, "float32")
-            if isinstance(v, str):
-                return v
-            raise self.error(node, f"unsupported constant {v!r}")
+            if isinstance(node.value, (bool, int, float, str)):
+                return self.python_to_value(node.value, node)
+            raise self.error(node, f"unsupported constant {node.value!r}")
         if isinstance(node, ast.Name):
             v = self.lookup(node.id, node)
             return self.python_to_value(v, node)
