@@ -273,6 +273,8 @@ def op_kernels():
         (softmax.softmax_kernel("float32", True), {"M": 6, "N": 5003}, {}),
         (sparse.sparse_attention_kernel("float32"), {"S": 3, "H": 4, "D": 96, "N": 50, "HK": 1, "DV": 64,
                                                       "TOPK": 70}, {"group": 4, "block_h": 4}),
+        (sparse.sparse_mla_kernel("float32"), {"S": 3, "H": 4, "D": 80, "N": 50, "HK": 1, "DV": 64, "TOPK": 70},
+         {"group": 4, "block_h": 2}),
     ]
 
 

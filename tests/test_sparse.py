@@ -5,7 +5,8 @@ import pytest
 
 from tilec.errors import TilecArgumentError
 from tilec.ops.indexer import lightning_indexer, lightning_indexer_reference, topk_indices
-from tilec.ops.sparse import heads_per_block, sparse_attention, sparse_attention_reference
+from tilec.ops.sparse import (heads_per_block, is_leading_columns, sparse_attention, sparse_attention_reference,
+                               sparse_mla_kernel)
 
 RNG = np.random.default_rng(7)
 
@@ -56,6 +57,53 @@ def test_sparse_attention_fp16_llvm():
     assert out.dtype == np.float16
     np.testing.assert_allclose(out.astype(np.float64), sparse_attention_reference(q, k, v, idx), atol=3e-3,
                                rtol=3e-3)
+
+
+# ------------------------------------------------------------------------------------------ MLA shared latent
+@pytest.mark.parametrize("ntok,hq,hkv,d,dv,n,topk,config", [
+    (1, 1, 1, 17, 16, 1, 1, {}),                                  # one key, a 1-column rope part
+    (4, 6, 2, 40, 24, 23, 37, {"block_n": 16}),                   # GQA, topk not a multiple of block_n
+    (3, 5, 1, 81, 64, 41, 70, {}),                                # prime group and rope width (17)
+    (2, 16, 1, 576, 512, 300, 131, {"block_n": 32}),              # the MLA head dims
+])
+def test_sparse_mla_latent_view_llvm(ntok, hq, hkv, d, dv, n, topk, config):
+    q, kv, _, idx = attention_inputs(ntok, hq, hkv, d, dv, n, topk)
+    idx[0, :] = -1  # a token whose row is all padding
+    v = kv[:, :, :dv]  # MLA: V is the latent part of the same rows
+    assert is_leading_columns(v, kv)
+    out = sparse_attention(q, kv, v, idx, **config)
+    assert out.shape == (ntok, hq, dv) and np.all(out[0] == 0.0)
+    np.testing.assert_allclose(out, sparse_attention_reference(q, kv, v, idx), rtol=1e-4, atol=1e-5)
+    # a copy of the same columns goes through the separate-K/V kernel, to the same result
+    copied = sparse_attention(q, kv, np.ascontiguousarray(v), idx)
+    np.testing.assert_allclose(copied, out, rtol=1e-5, atol=1e-6)
+
+
+def test_sparse_mla_latent_view_triton_interpreter():
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("triton")
+    q, kv, _, idx = attention_inputs(3, 4, 1, 40, 24, 29, 37)
+    idx[2] = -1
+    tq, tkv, tidx = (torch.from_numpy(x) for x in (q, kv, idx))
+    out = sparse_attention(tq, tkv, tkv[:, :, :24], tidx, target="triton")
+    np.testing.assert_allclose(out.numpy(), sparse_attention_reference(q, kv, kv[:, :, :24], idx), rtol=1e-4,
+                               atol=1e-5)
+
+
+def test_only_a_leading_column_view_shares_the_latent():
+    kv = rand(10, 2, 12)
+    assert is_leading_columns(kv[:, :, :8], kv)
+    assert not is_leading_columns(kv[:, :, 4:], kv)  # trailing columns: not V = K[..., :DV]
+    assert not is_leading_columns(np.ascontiguousarray(kv[:, :, :8]), kv)
+    assert not is_leading_columns(kv, kv)  # no rope columns left over: the separate-K/V kernel runs
+    assert not is_leading_columns(kv[:5, :, :8], kv)
+
+
+def test_sparse_mla_kernel_prints_one_load_per_gathered_row():
+    """The shared-latent kernel reads each gathered row once: two gathers (latent, rope) from KV, none from a V."""
+    src = sparse_mla_kernel("bfloat16").source("triton", S=4, H=16, D=576, N=64, HK=1, DV=512, TOPK=128,
+                                                group=16, block_h=16)
+    assert src.count("tl.load(KV +") == 2 and "V +" not in src.replace("KV +", "")
 
 
 def test_heads_per_block_divides_the_group():

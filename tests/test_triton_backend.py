@@ -331,7 +331,7 @@ from tilec.ops.attention import flash_attention_kernel
 out["persistent_attention_ptx"] = t.compile_sm90(flash_attention_kernel("float16"), t.ATTENTION_DIMS,
                                                  t.ATTENTION_CONFIG, 8, "ptx")
 from tilec.ops.paged import paged_decode_kernel, paged_split_kernel
-from tilec.ops.sparse import sparse_attention_kernel
+from tilec.ops.sparse import sparse_attention_kernel, sparse_mla_kernel
 from tilec.ops.moe import grouped_gemm_kernel, tile_schedule_kernel
 paged_dims = {"NSEQ": 4, "HQ": 32, "D": 128, "NB": 64, "BS": 16, "HKV": 8, "MAXB": 16}
 out["ops_ttgir"] = {name: t.compile_sm90(kernel, dims, config, warps) for name, kernel, dims, config, warps in [
@@ -343,6 +343,9 @@ out["ops_ttgir"] = {name: t.compile_sm90(kernel, dims, config, warps) for name, 
     ("sparse_mla", sparse_attention_kernel("float16"),
      {"S": 8, "H": 16, "D": 576, "N": 256, "HK": 1, "DV": 512, "TOPK": 128},
      {"group": 16, "block_h": 16, "chunk_stages": 3}, 4),
+    ("sparse_mla_latent", sparse_mla_kernel("bfloat16"),
+     {"S": 8, "H": 128, "D": 576, "N": 256, "HK": 1, "DV": 512, "TOPK": 128},
+     {"group": 128, "block_h": 64, "block_n": 64, "num_stages": 2}, 8),
     ("grouped_gemm", grouped_gemm_kernel("float16"), {"M": 256, "K": 256, "N": 256, "E": 4, "NT": 4},
      {"block_m": 32, "block_n": 128, "block_k": 128, "num_stages": 4, "spare_rows": True}, 4),
     ("moe_tile_schedule", tile_schedule_kernel(), {"E": 64, "NT": 96}, {"block_m": 32, "rows": 1024}, 4)]}

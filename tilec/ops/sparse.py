@@ -3,8 +3,15 @@
 One block handles one token and `block_h` heads that share a kv head: those heads are the M dim of both GEMMs, so
 every gathered K/V row is used `block_h` times. K/V rows are gathered by index inside `T.Parallel` (a -1 slot
 gathers row 0 and is masked to -inf before the softmax); the softmax is the online (flash) form over blocks of
-`block_n` indices. The QK dot runs over `block_d`-wide chunks of the head dim, so MLA's 576 = 9 x 64 needs no
-padding to 1024.
+`block_n` indices, shared with flash attention through the `online_softmax_update` macro (base-2 logits).
+
+Two kernels:
+- `sparse_mla_fwd`, MLA's layout, where V is the first Dv columns of the same latent rows as K (FlashMLA's
+  interface: one KV cache of 576 = 512 latent + 64 rope columns). Each gathered row is loaded once, as a latent
+  tile that is both K's first 512 columns and V, and a rope tile; Q stays on chip for the whole loop. Chosen when
+  `v` is a view of `k`'s first columns (`v = kv[..., :512]`).
+- `sparse_attention_fwd`, separate K and V of any head dims: the QK dot runs over `block_d`-wide chunks of the
+  head dim, so 576 = 9 x 64 needs no padding to 1024.
 """
 import functools
 import math
@@ -16,18 +23,23 @@ import tilec.language as T
 
 from . import _host
 from ._host import backend_for
+from .online_softmax import online_softmax_update
 
 OP = "sparse_attention"
+LOG2E = 1.0 / math.log(2.0)
 MAX_BLOCK_H = 64  # heads per block: 64 x 512 fp32 accumulators are FlashMLA's tile too
 #: pipeline depth of the head-dim chunk loop (gathered K rows and Q chunks in flight). Measured on an H200 (MLA
 #: shape, bf16, T=512, topk 2048, 2026-11-29): 3 stages 3980 GB/s at Hq=16 and 219 TFLOP/s at Hq=128, against
 #: 2178 GB/s and 109 TFLOP/s unpipelined; pipelining the outer index loop as well changed nothing.
 CHUNK_STAGES = {"triton": 3, "llvm": 1, "interpreter": 1}
+#: the latent-sharing kernel's tiles per place it runs
+MLA_CONFIG = {"triton": dict(block_n=64, num_stages=2), "llvm": dict(block_n=64, num_stages=1),
+              "interpreter": dict(block_n=16, num_stages=1)}
 
 
 @functools.cache
 def sparse_attention_kernel(dtype: str):
-    """The DSL kernel for one input dtype (tile dtypes follow the inputs; softmax and accumulation in fp32)."""
+    """The DSL kernel for separate K and V (tile dtypes follow the inputs; softmax and accumulation in fp32)."""
 
     @tilec.kernel
     def sparse_attention_fwd(Q: T.Tensor[("S", "H", "D"), dtype], K: T.Tensor[("N", "HK", "D"), dtype],
@@ -35,6 +47,7 @@ def sparse_attention_kernel(dtype: str):
                              O: T.Tensor[("S", "H", "DV"), dtype], *, group: int = 1, block_h: int = 1,
                              block_n: int = 64, block_d: int = 64, scale: float = 1.0, num_stages: int = 1,
                              chunk_stages: int = 1):
+        """O = softmax(Q K[idx]^T * scale) V[idx] per token, (base-2 logits: the scale is folded with log2(e))."""
         # block_h divides group, so a block's heads never straddle two kv heads
         with T.Kernel(S, HK * (group // block_h)) as (t, hb):
             hk = hb // (group // block_h)
@@ -65,30 +78,68 @@ def sparse_attention_kernel(dtype: str):
                         kt[j, d] = K[T.max(ids[j], 0), hk, T.min(c * block_d + d, D - 1)]
                     T.gemm(q, kt, s, transpose_b=True)
                 for i, j in T.Parallel(block_h, block_n):
-                    s[i, j] = T.where(ids[j] >= 0, s[i, j] * scale, -T.infinity("float32"))
-                T.copy(m, m_prev)
-                T.reduce_max(s, m, dim=1, clear=False)
-                for i in T.Parallel(block_h):
-                    # a row that has seen only padding keeps m = -inf: subtract 0 so exp gives 0, not NaN
-                    m_safe[i] = T.where(m[i] == -T.infinity("float32"), 0.0, m[i])
-                    alpha[i] = T.exp(m_prev[i] - m_safe[i])
-                for i, j in T.Parallel(block_h, block_n):
-                    s[i, j] = T.exp(s[i, j] - m_safe[i])
-                T.reduce_sum(s, row_sum, dim=1)
-                for i in T.Parallel(block_h):
-                    l[i] = l[i] * alpha[i] + row_sum[i]
-                for i, d in T.Parallel(block_h, DV):
-                    acc[i, d] = acc[i, d] * alpha[i]
-                T.copy(s, p)
+                    s[i, j] = T.where(ids[j] >= 0, s[i, j] * (scale * LOG2E), -T.infinity("float32"))
                 for j, d in T.Parallel(block_n, DV):
                     vt[j, d] = V[T.max(ids[j], 0), hk, d]
-                T.gemm(p, vt, acc)
+                online_softmax_update(s, p, vt, acc, m, l, m_prev, m_safe, alpha, row_sum, block_h, block_n, DV)
             for i, d in T.Parallel(block_h, DV):
-                # l >= 1 once a row saw a valid key (its max adds exp(0)); a row of only -1 has acc = 0, l = 0
+                # l >= 1 once a row saw a valid key (its max adds 2^0); a row of only -1 has acc = 0, l = 0
                 acc[i, d] = acc[i, d] / T.max(l[i], 1.0)
             T.copy(acc, O[t, h0, 0])
 
     return sparse_attention_fwd
+
+
+@functools.cache
+def sparse_mla_kernel(dtype: str):
+    """The DSL kernel for MLA's shared latent: V is KV's first DV columns, K all D of them."""
+
+    @tilec.kernel
+    def sparse_mla_fwd(Q: T.Tensor[("S", "H", "D"), dtype], KV: T.Tensor[("N", "HK", "D"), dtype],
+                       Idx: T.Tensor[("S", "TOPK"), "int32"], O: T.Tensor[("S", "H", "DV"), dtype], *,
+                       group: int = 1, block_h: int = 1, block_n: int = 64, scale: float = 1.0,
+                       num_stages: int = 1):
+        """O = softmax(Q KV[idx]^T * scale) KV[idx, :DV] per token, (base-2 logits: the scale is folded with log2(e))."""
+        with T.Kernel(S, HK * (group // block_h)) as (t, hb):
+            hk = hb // (group // block_h)
+            h0 = hb * block_h
+            q_latent = T.alloc_shared((block_h, DV), dtype)
+            q_rope = T.alloc_shared((block_h, D - DV), dtype)
+            k_latent = T.alloc_shared((block_n, DV), dtype)  # K's first DV columns, and V
+            k_rope = T.alloc_shared((block_n, D - DV), dtype)
+            ids = T.alloc_fragment((block_n,), "int32")
+            s = T.alloc_fragment((block_h, block_n), "float32")
+            p = T.alloc_fragment((block_h, block_n), dtype)
+            acc = T.alloc_fragment((block_h, DV), "float32")
+            m = T.alloc_fragment((block_h,), "float32")
+            m_prev = T.alloc_fragment((block_h,), "float32")
+            m_safe = T.alloc_fragment((block_h,), "float32")
+            alpha = T.alloc_fragment((block_h,), "float32")
+            l = T.alloc_fragment((block_h,), "float32")  # noqa: E741
+            row_sum = T.alloc_fragment((block_h,), "float32")
+            T.copy(Q[t, h0, 0], q_latent)
+            T.copy(Q[t, h0, DV], q_rope)
+            T.fill(m, -T.infinity("float32"))
+            T.clear(l)
+            T.clear(acc)
+            for kb in T.Pipelined(T.ceildiv(TOPK, block_n), num_stages=num_stages):
+                T.copy(Idx[t, kb * block_n], ids, pad=-1)  # slots past topk read as padding
+                for j, d in T.Parallel(block_n, DV):
+                    k_latent[j, d] = KV[T.max(ids[j], 0), hk, d]
+                for j, d in T.Parallel(block_n, D - DV):
+                    k_rope[j, d] = KV[T.max(ids[j], 0), hk, DV + d]
+                T.clear(s)
+                T.gemm(q_latent, k_latent, s, transpose_b=True)
+                T.gemm(q_rope, k_rope, s, transpose_b=True)
+                for i, j in T.Parallel(block_h, block_n):
+                    s[i, j] = T.where(ids[j] >= 0, s[i, j] * (scale * LOG2E), -T.infinity("float32"))
+                online_softmax_update(s, p, k_latent, acc, m, l, m_prev, m_safe, alpha, row_sum, block_h, block_n,
+                                      DV)
+            for i, d in T.Parallel(block_h, DV):
+                acc[i, d] = acc[i, d] / T.max(l[i], 1.0)  # a row of only -1 has acc = 0, l = 0
+            T.copy(acc, O[t, h0, 0])
+
+    return sparse_mla_fwd
 
 
 @functools.cache
@@ -102,7 +153,9 @@ def sparse_attention(q, k, v, indices, *, scale=None, check=True, target=None, *
     rows per query token (-1 = padding, ignored; a row of only -1 yields zeros). Returns o [T, Hq, Dv] of q's
     dtype and kind (NumPy -> LLVM on the CPU, torch CUDA -> Triton, torch CPU with target="triton" -> Triton's
     interpreter). `scale` defaults to 1/sqrt(Dqk). `check=False` skips the host-side index range check (unsafe:
-    an index >= N reads outside k and v). Extra keywords (block_n, block_d, block_h) override the tile config."""
+    an index >= N reads outside k and v). When v is a view of k's first Dv columns (MLA: `v = kv[..., :512]`) each
+    gathered row is read once, for both K and V. Extra keywords (block_n, block_h; block_d and chunk_stages for
+    separate K and V) override the tile config."""
     for name, x, rank in (("q", q, 3), ("k", k, 3), ("v", v, 3)):
         _host.check_array(OP, name, x, rank, _host.FLOAT_DTYPES)
     _host.check_array(OP, "indices", indices, 2)
@@ -128,15 +181,31 @@ def sparse_attention(q, k, v, indices, *, scale=None, check=True, target=None, *
         return _host.zeros(q, (ntok, hq, dv), dtype)
     out = _host.empty(q, (ntok, hq, dv), dtype)  # every (token, head) row is written, all-padding rows as zeros
     group = hq // hkv
-    config = {"group": group, "block_h": heads_per_block(group), "block_n": 64, "block_d": 64,
-              "chunk_stages": CHUNK_STAGES[backend_for(q, target)],
+    backend = backend_for(q, target)
+    shared_latent = is_leading_columns(v, k)
+    defaults = MLA_CONFIG[backend] if shared_latent else \
+        {"block_n": 64, "block_d": 64, "chunk_stages": CHUNK_STAGES[backend]}
+    config = {"group": group, "block_h": heads_per_block(group), **defaults,
               "scale": float(1.0 / math.sqrt(dqk) if scale is None else scale), **config}
     if config["block_h"] < 1 or group % config["block_h"]:
         raise tilec.TilecArgumentError(f"{OP}: block_h={config['block_h']} must divide the {group} query heads per "
                                        f"kv head (a block must not straddle two kv heads)")
-    kernel = sparse_attention_kernel(dtype)
-    kernel(*(_host.contiguous(x) for x in (q, k, v, indices)), out, target=target, **config)
+    if shared_latent:
+        sparse_mla_kernel(dtype)(*(_host.contiguous(x) for x in (q, k, indices)), out, target=target, **config)
+    else:
+        sparse_attention_kernel(dtype)(*(_host.contiguous(x) for x in (q, k, v, indices)), out, target=target,
+                                       **config)
     return out
+
+
+def is_leading_columns(v, k) -> bool:
+    """Whether v is a view of k's first columns (MLA's V = the latent part of each KV row), with k's rope columns
+    left over: then each gathered row can serve as both K and V."""
+    if v.shape[:2] != k.shape[:2] or not 0 < v.shape[2] < k.shape[2]:
+        return False
+    if _host.is_torch(v):
+        return v.device == k.device and v.data_ptr() == k.data_ptr() and v.stride() == k.stride()
+    return (v.__array_interface__["data"][0] == k.__array_interface__["data"][0] and v.strides == k.strides)
 
 
 def sparse_attention_reference(q, k, v, indices, scale=None) -> np.ndarray:
