@@ -275,6 +275,8 @@ def op_kernels():
                                                       "TOPK": 70}, {"group": 4, "block_h": 4}),
         (sparse.sparse_mla_kernel("float32"), {"S": 3, "H": 4, "D": 80, "N": 50, "HK": 1, "DV": 64, "TOPK": 70},
          {"group": 4, "block_h": 2}),
+        (sparse.sparse_mla_split_kernel("float32"), {"S": 3, "H": 4, "D": 80, "N": 50, "HK": 1, "DV": 64, "TOPK": 70,
+                                                      "NSPLIT": 3}, {"group": 4, "block_h": 4, "blocks_per_split": 1}),
     ]
 
 

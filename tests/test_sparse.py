@@ -90,6 +90,25 @@ def test_sparse_mla_latent_view_triton_interpreter():
                                atol=1e-5)
 
 
+@pytest.mark.parametrize("backend", ["llvm", "triton"])
+def test_sparse_mla_split_topk_merges_splits(backend):
+    """Split top-k: splits of 2 index blocks, the last partial; a token whose first splits see only padding and one
+    with no valid key at all (every split empty)."""
+    q, kv, _, idx = attention_inputs(3, 4, 1, 40, 24, 53, 83)
+    idx[0, :48] = -1
+    idx[1] = -1
+    ref = sparse_attention_reference(q, kv, kv[:, :, :24], idx)
+    if backend == "llvm":
+        out = sparse_attention(q, kv, kv[:, :, :24], idx, num_splits=3, block_n=16)
+    else:
+        torch = pytest.importorskip("torch")
+        pytest.importorskip("triton")
+        tq, tkv, tidx = (torch.from_numpy(x) for x in (q, kv, idx))
+        out = sparse_attention(tq, tkv, tkv[:, :, :24], tidx, num_splits=3, block_n=16, target="triton").numpy()
+    assert np.all(out[1] == 0.0)
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-5)
+
+
 def test_only_a_leading_column_view_shares_the_latent():
     kv = rand(10, 2, 12)
     assert is_leading_columns(kv[:, :, :8], kv)

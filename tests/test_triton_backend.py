@@ -331,7 +331,7 @@ from tilec.ops.attention import flash_attention_kernel
 out["persistent_attention_ptx"] = t.compile_sm90(flash_attention_kernel("float16"), t.ATTENTION_DIMS,
                                                  t.ATTENTION_CONFIG, 8, "ptx")
 from tilec.ops.paged import paged_decode_kernel, paged_split_kernel
-from tilec.ops.sparse import sparse_attention_kernel, sparse_mla_kernel
+from tilec.ops.sparse import sparse_attention_kernel, sparse_mla_kernel, sparse_mla_split_kernel
 from tilec.ops.moe import grouped_gemm_kernel, tile_schedule_kernel
 paged_dims = {"NSEQ": 4, "HQ": 32, "D": 128, "NB": 64, "BS": 16, "HKV": 8, "MAXB": 16}
 out["ops_ttgir"] = {name: t.compile_sm90(kernel, dims, config, warps) for name, kernel, dims, config, warps in [
@@ -346,6 +346,9 @@ out["ops_ttgir"] = {name: t.compile_sm90(kernel, dims, config, warps) for name, 
     ("sparse_mla_latent", sparse_mla_kernel("bfloat16"),
      {"S": 8, "H": 128, "D": 576, "N": 256, "HK": 1, "DV": 512, "TOPK": 128},
      {"group": 128, "block_h": 64, "block_n": 64, "num_stages": 2}, 8),
+    ("sparse_mla_split", sparse_mla_split_kernel("bfloat16"),
+     {"S": 8, "H": 16, "D": 576, "N": 256, "HK": 1, "DV": 512, "TOPK": 2048, "NSPLIT": 4},
+     {"group": 16, "block_h": 16, "block_n": 64, "blocks_per_split": 8, "num_stages": 2}, 4),
     ("grouped_gemm", grouped_gemm_kernel("float16"), {"M": 256, "K": 256, "N": 256, "E": 4, "NT": 4},
      {"block_m": 32, "block_n": 128, "block_k": 128, "num_stages": 4, "spare_rows": True}, 4),
     ("moe_tile_schedule", tile_schedule_kernel(), {"E": 64, "NT": 96}, {"block_m": 32, "rows": 1024}, 4)]}

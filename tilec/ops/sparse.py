@@ -24,6 +24,7 @@ import tilec.language as T
 from . import _host
 from ._host import backend_for
 from .online_softmax import online_softmax_update
+from .paged import paged_reduce_kernel, pick_num_splits
 
 OP = "sparse_attention"
 LOG2E = 1.0 / math.log(2.0)
@@ -90,6 +91,39 @@ def sparse_attention_kernel(dtype: str):
     return sparse_attention_fwd
 
 
+@T.macro
+def attend_latent_rows(Q, KV, Idx, t, hk, h0, first, count, acc, m, l, d, dv, block_h, block_n, scale, num_stages,
+                       dtype):  # noqa: E741
+    """Fold index blocks [first, first + count) of token t into the softmax state (acc, m, l) of heads h0 ..
+    h0 + block_h - 1: each gathered KV row is loaded once, as its latent columns [0, dv) (K's and V's) and its rope
+    columns [dv, d) (K's only)."""
+    q_latent = T.alloc_shared((block_h, dv), dtype)
+    q_rope = T.alloc_shared((block_h, d - dv), dtype)
+    k_latent = T.alloc_shared((block_n, dv), dtype)
+    k_rope = T.alloc_shared((block_n, d - dv), dtype)
+    ids = T.alloc_fragment((block_n,), "int32")
+    s = T.alloc_fragment((block_h, block_n), "float32")
+    p = T.alloc_fragment((block_h, block_n), dtype)
+    m_prev = T.alloc_fragment((block_h,), "float32")
+    m_safe = T.alloc_fragment((block_h,), "float32")
+    alpha = T.alloc_fragment((block_h,), "float32")
+    row_sum = T.alloc_fragment((block_h,), "float32")
+    T.copy(Q[t, h0, 0], q_latent)
+    T.copy(Q[t, h0, dv], q_rope)
+    for kb in T.Pipelined(count, num_stages=num_stages):
+        T.copy(Idx[t, (first + kb) * block_n], ids, pad=-1)  # slots past topk read as padding
+        for j, c in T.Parallel(block_n, dv):
+            k_latent[j, c] = KV[T.max(ids[j], 0), hk, c]
+        for j, c in T.Parallel(block_n, d - dv):
+            k_rope[j, c] = KV[T.max(ids[j], 0), hk, dv + c]
+        T.clear(s)
+        T.gemm(q_latent, k_latent, s, transpose_b=True)
+        T.gemm(q_rope, k_rope, s, transpose_b=True)
+        for i, j in T.Parallel(block_h, block_n):
+            s[i, j] = T.where(ids[j] >= 0, s[i, j] * (scale * LOG2E), -T.infinity("float32"))
+        online_softmax_update(s, p, k_latent, acc, m, l, m_prev, m_safe, alpha, row_sum, block_h, block_n, dv)
+
+
 @functools.cache
 def sparse_mla_kernel(dtype: str):
     """The DSL kernel for MLA's shared latent: V is KV's first DV columns, K all D of them."""
@@ -99,47 +133,52 @@ def sparse_mla_kernel(dtype: str):
                        Idx: T.Tensor[("S", "TOPK"), "int32"], O: T.Tensor[("S", "H", "DV"), dtype], *,
                        group: int = 1, block_h: int = 1, block_n: int = 64, scale: float = 1.0,
                        num_stages: int = 1):
-        """O = softmax(Q KV[idx]^T * scale) KV[idx, :DV] per token, (base-2 logits: the scale is folded with log2(e))."""
+        """O = softmax(Q KV[idx]^T * scale) KV[idx, :DV] per token."""
         with T.Kernel(S, HK * (group // block_h)) as (t, hb):
-            hk = hb // (group // block_h)
-            h0 = hb * block_h
-            q_latent = T.alloc_shared((block_h, DV), dtype)
-            q_rope = T.alloc_shared((block_h, D - DV), dtype)
-            k_latent = T.alloc_shared((block_n, DV), dtype)  # K's first DV columns, and V
-            k_rope = T.alloc_shared((block_n, D - DV), dtype)
-            ids = T.alloc_fragment((block_n,), "int32")
-            s = T.alloc_fragment((block_h, block_n), "float32")
-            p = T.alloc_fragment((block_h, block_n), dtype)
             acc = T.alloc_fragment((block_h, DV), "float32")
             m = T.alloc_fragment((block_h,), "float32")
-            m_prev = T.alloc_fragment((block_h,), "float32")
-            m_safe = T.alloc_fragment((block_h,), "float32")
-            alpha = T.alloc_fragment((block_h,), "float32")
             l = T.alloc_fragment((block_h,), "float32")  # noqa: E741
-            row_sum = T.alloc_fragment((block_h,), "float32")
-            T.copy(Q[t, h0, 0], q_latent)
-            T.copy(Q[t, h0, DV], q_rope)
             T.fill(m, -T.infinity("float32"))
             T.clear(l)
             T.clear(acc)
-            for kb in T.Pipelined(T.ceildiv(TOPK, block_n), num_stages=num_stages):
-                T.copy(Idx[t, kb * block_n], ids, pad=-1)  # slots past topk read as padding
-                for j, d in T.Parallel(block_n, DV):
-                    k_latent[j, d] = KV[T.max(ids[j], 0), hk, d]
-                for j, d in T.Parallel(block_n, D - DV):
-                    k_rope[j, d] = KV[T.max(ids[j], 0), hk, DV + d]
-                T.clear(s)
-                T.gemm(q_latent, k_latent, s, transpose_b=True)
-                T.gemm(q_rope, k_rope, s, transpose_b=True)
-                for i, j in T.Parallel(block_h, block_n):
-                    s[i, j] = T.where(ids[j] >= 0, s[i, j] * (scale * LOG2E), -T.infinity("float32"))
-                online_softmax_update(s, p, k_latent, acc, m, l, m_prev, m_safe, alpha, row_sum, block_h, block_n,
-                                      DV)
+            attend_latent_rows(Q, KV, Idx, t, hb // (group // block_h), hb * block_h, 0, T.ceildiv(TOPK, block_n),
+                               acc, m, l, D, DV, block_h, block_n, scale, num_stages, dtype)
             for i, d in T.Parallel(block_h, DV):
                 acc[i, d] = acc[i, d] / T.max(l[i], 1.0)  # a row of only -1 has acc = 0, l = 0
-            T.copy(acc, O[t, h0, 0])
+            T.copy(acc, O[t, hb * block_h, 0])
 
     return sparse_mla_fwd
+
+
+@functools.cache
+def sparse_mla_split_kernel(dtype: str):
+    """Split top-k (flash-decoding) for grids too small to fill the machine: split sp takes index blocks
+    [sp * blocks_per_split, (sp + 1) * blocks_per_split) and writes its m (log2 domain), l and unnormalised
+    accumulator; paged attention's reduce kernel merges the splits."""
+
+    @tilec.kernel
+    def sparse_mla_split(Q: T.Tensor[("S", "H", "D"), dtype], KV: T.Tensor[("N", "HK", "D"), dtype],
+                         Idx: T.Tensor[("S", "TOPK"), "int32"], Mp: T.Tensor[("S", "H", "NSPLIT"), "float32"],
+                         Lp: T.Tensor[("S", "H", "NSPLIT"), "float32"],
+                         Ap: T.Tensor[("S", "NSPLIT", "H", "DV"), "float32"], *, group: int = 1, block_h: int = 1,
+                         block_n: int = 64, blocks_per_split: int = 1, scale: float = 1.0, num_stages: int = 1):
+        with T.Kernel(S, HK * (group // block_h), NSPLIT) as (t, hb, sp):
+            h0 = hb * block_h
+            acc = T.alloc_fragment((block_h, DV), "float32")
+            m = T.alloc_fragment((block_h,), "float32")
+            l = T.alloc_fragment((block_h,), "float32")  # noqa: E741
+            T.fill(m, -T.infinity("float32"))
+            T.clear(l)
+            T.clear(acc)
+            first = sp * blocks_per_split
+            count = T.max(T.min(blocks_per_split, T.ceildiv(TOPK, block_n) - first), 0)
+            attend_latent_rows(Q, KV, Idx, t, hb // (group // block_h), h0, first, count, acc, m, l, D, DV, block_h,
+                               block_n, scale, num_stages, dtype)
+            T.copy(m, Mp[t, h0:h0 + block_h, sp])
+            T.copy(l, Lp[t, h0:h0 + block_h, sp])
+            T.copy(acc, Ap[t, sp, h0, 0])
+
+    return sparse_mla_split
 
 
 @functools.cache
@@ -148,13 +187,14 @@ def heads_per_block(group: int) -> int:
     return max(b for b in range(1, min(group, MAX_BLOCK_H) + 1) if group % b == 0)
 
 
-def sparse_attention(q, k, v, indices, *, scale=None, check=True, target=None, **config):
+def sparse_attention(q, k, v, indices, *, scale=None, num_splits=None, check=True, target=None, **config):
     """DeepSeek-V3.2 sparse attention. q [T, Hq, Dqk], k [N, Hkv, Dqk], v [N, Hkv, Dv], indices int [T, topk] of key
     rows per query token (-1 = padding, ignored; a row of only -1 yields zeros). Returns o [T, Hq, Dv] of q's
     dtype and kind (NumPy -> LLVM on the CPU, torch CUDA -> Triton, torch CPU with target="triton" -> Triton's
     interpreter). `scale` defaults to 1/sqrt(Dqk). `check=False` skips the host-side index range check (unsafe:
     an index >= N reads outside k and v). When v is a view of k's first Dv columns (MLA: `v = kv[..., :512]`) each
-    gathered row is read once, for both K and V. Extra keywords (block_n, block_h; block_d and chunk_stages for
+    gathered row is read once, for both K and V; then, when tokens are too few to fill the machine, the top-k is
+    split over `num_splits` blocks per token (None picks, 1 never splits) and the splits merged. Extra keywords (block_n, block_h; block_d and chunk_stages for
     separate K and V) override the tile config."""
     for name, x, rank in (("q", q, 3), ("k", k, 3), ("v", v, 3)):
         _host.check_array(OP, name, x, rank, _host.FLOAT_DTYPES)
@@ -191,7 +231,21 @@ def sparse_attention(q, k, v, indices, *, scale=None, check=True, target=None, *
         raise tilec.TilecArgumentError(f"{OP}: block_h={config['block_h']} must divide the {group} query heads per "
                                        f"kv head (a block must not straddle two kv heads)")
     if shared_latent:
-        sparse_mla_kernel(dtype)(*(_host.contiguous(x) for x in (q, k, indices)), out, target=target, **config)
+        q, k, indices = (_host.contiguous(x) for x in (q, k, indices))
+        steps = -(-indices.shape[1] // config["block_n"])
+        splits = num_splits or pick_num_splits(ntok * hkv * (group // config["block_h"]), steps, backend)
+        per_split = -(-steps // max(1, splits))
+        splits = -(-steps // per_split)  # no split left empty
+        if splits == 1:
+            sparse_mla_kernel(dtype)(q, k, indices, out, target=target, **config)
+            return out
+        # every (token, head block, split) block writes its m, l and acc: no fills needed
+        m = _host.empty(q, (ntok, hq, splits), "float32")
+        l = _host.empty(q, (ntok, hq, splits), "float32")  # noqa: E741
+        acc = _host.empty(q, (ntok, splits, hq, dv), "float32")
+        sparse_mla_split_kernel(dtype)(q, k, indices, m, l, acc, target=target, blocks_per_split=per_split,
+                                       **config)
+        paged_reduce_kernel(dtype)(m, l, acc, out, target=target)
     else:
         sparse_attention_kernel(dtype)(*(_host.contiguous(x) for x in (q, k, v, indices)), out, target=target,
                                        **config)
