@@ -24,7 +24,7 @@ import tilec.language as T
 from . import _host
 from ._host import backend_for
 from .online_softmax import online_softmax_update
-from .paged import paged_reduce_kernel, pick_num_splits
+from .paged import SPLIT_BELOW_BLOCKS, paged_reduce_kernel, pick_num_splits
 
 OP = "sparse_attention"
 LOG2E = 1.0 / math.log(2.0)
@@ -33,9 +33,12 @@ MAX_BLOCK_H = 64  # heads per block: 64 x 512 fp32 accumulators are FlashMLA's t
 #: shape, bf16, T=512, topk 2048, 2026-11-29): 3 stages 3980 GB/s at Hq=16 and 219 TFLOP/s at Hq=128, against
 #: 2178 GB/s and 109 TFLOP/s unpipelined; pipelining the outer index loop as well changed nothing.
 CHUNK_STAGES = {"triton": 3, "llvm": 1, "interpreter": 1}
-#: the latent-sharing kernel's tiles per place it runs
-MLA_CONFIG = {"triton": dict(block_n=64, num_stages=2), "llvm": dict(block_n=64, num_stages=1),
-              "interpreter": dict(block_n=16, num_stages=1)}
+#: the latent-sharing kernel's tiles per place it runs, by heads per block. Measured on an H200 (bf16, T=512,
+#: topk 2048, 2026-11-29; results/h200/sparse_latent.json): Hq=128 (64 heads per block, 8 warps) 64 keys per step
+#: with 2 stages 289 TFLOP/s, 1 stage 207, 32 keys 198; Hq=16 128 keys per step 0.279 ms against 0.358 for 64.
+MLA_CONFIG = {"triton": lambda block_h: dict(block_n=128 if block_h <= 16 else 64, num_stages=2),
+              "llvm": lambda block_h: dict(block_n=64, num_stages=1),
+              "interpreter": lambda block_h: dict(block_n=16, num_stages=1)}
 
 
 @functools.cache
@@ -223,9 +226,10 @@ def sparse_attention(q, k, v, indices, *, scale=None, num_splits=None, check=Tru
     group = hq // hkv
     backend = backend_for(q, target)
     shared_latent = is_leading_columns(v, k)
-    defaults = MLA_CONFIG[backend] if shared_latent else \
+    block_h = config.get("block_h", heads_per_block(group))
+    defaults = MLA_CONFIG[backend](block_h) if shared_latent else \
         {"block_n": 64, "block_d": 64, "chunk_stages": CHUNK_STAGES[backend]}
-    config = {"group": group, "block_h": heads_per_block(group), **defaults,
+    config = {"group": group, "block_h": block_h, **defaults,
               "scale": float(1.0 / math.sqrt(dqk) if scale is None else scale), **config}
     if config["block_h"] < 1 or group % config["block_h"]:
         raise tilec.TilecArgumentError(f"{OP}: block_h={config['block_h']} must divide the {group} query heads per "
@@ -233,7 +237,10 @@ def sparse_attention(q, k, v, indices, *, scale=None, num_splits=None, check=Tru
     if shared_latent:
         q, k, indices = (_host.contiguous(x) for x in (q, k, indices))
         steps = -(-indices.shape[1] // config["block_n"])
-        splits = num_splits or pick_num_splits(ntok * hkv * (group // config["block_h"]), steps, backend)
+        blocks = ntok * hkv * (group // config["block_h"])
+        # a split writes its fp32 accumulator out and back: worth it only when the grid fills at most half a wave
+        splits = num_splits or (pick_num_splits(blocks, steps, backend) if 2 * blocks <= SPLIT_BELOW_BLOCKS[backend]
+                                else 1)
         per_split = -(-steps // max(1, splits))
         splits = -(-steps // per_split)  # no split left empty
         if splits == 1:
