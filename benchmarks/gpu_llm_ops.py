@@ -95,11 +95,13 @@ def paged(bs, ctx, hq, hkv=8, d=128, page=16):
            bench_ms(gather_then_sdpa), nbytes=nbytes, err=err)
 
 
-def sparse(t, hq, n=8192, topk=2048):
+def sparse(t, hq, n=8192, topk=2048, separate_v=False):
+    """MLA layout: V is the first 512 columns of the 576-wide KV rows (v = kv[..., :512], a view), so each gathered
+    row is read once; bytes count what the indices touch (576 columns per row, or 576 + 512 with a separate V)."""
     dqk, dv = 576, 512
     q = torch.randn(t, hq, dqk, device="cuda", dtype=torch.bfloat16) / 8
     kv = torch.randn(n, 1, dqk, device="cuda", dtype=torch.bfloat16) / 8
-    v = kv[:, :, :dv].contiguous()
+    v = kv[:, :, :dv].contiguous() if separate_v else kv[:, :, :dv]
     idx = torch.stack([torch.randperm(n, device="cuda")[:topk] for _ in range(t)]).to(torch.int32)
     scale = 1 / math.sqrt(dqk)
     out = ops.sparse_attention(q, kv, v, idx, scale=scale, check=False)
@@ -111,8 +113,8 @@ def sparse(t, hq, n=8192, topk=2048):
 
     err = (out.float() - gather_einsum().float()).abs().max().item()
     flops = 2 * t * hq * topk * (dqk + dv)
-    nbytes = t * topk * (dqk + dv) * 2 + q.numel() * 2 + t * hq * dv * 2
-    record(f"sparse_attention MLA bf16 T{t} Hq{hq} topk{topk}",
+    nbytes = t * topk * (dqk + (dv if separate_v else 0)) * 2 + q.numel() * 2 + t * hq * dv * 2
+    record(f"sparse_attention MLA bf16 T{t} Hq{hq} topk{topk}{' separate V' if separate_v else ''}",
            bench_ms(lambda: ops.sparse_attention(q, kv, v, idx, scale=scale, check=False)), "gather + einsum",
            bench_ms(gather_einsum), flops=flops, nbytes=nbytes, err=err)
 
@@ -173,7 +175,8 @@ CASES = {
     "copy": copy_bandwidth,
     "flash": lambda: (flash(False), flash(True)),
     "paged": lambda: (paged(32, 4096, 32), paged(64, 8192, 64)),
-    "sparse": lambda: [sparse(t, h) for t in (64, 512, 4096) for h in (16, 128)],
+    "sparse": lambda: [sparse(t, h) for t in (64, 512, 4096) for h in (16, 128)] +
+    [sparse(512, h, separate_v=True) for h in (16, 128)],
     "moe": lambda: [moe(t) for t in (16, 128, 512)],
     "kv": kv,
 }
