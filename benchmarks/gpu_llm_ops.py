@@ -1,8 +1,8 @@
 """Hopper GPU (H100/H200): tilec's LLM kernels next to their torch peers, measured in one run.
 Usage (GPU machine):  python benchmarks/gpu_llm_ops.py --out DIR [--only flash,paged,sparse,moe,kv]
 
-Peers: torch SDPA (flash backend) for flash attention; gather-then-SDPA for paged decode; gather + einsum for sparse
-attention; torch._grouped_mm for grouped GEMM; index_select / index_copy_ for KV-cache moves. Each row prints
+Peers: torch SDPA (flash backend) for flash attention; gather-then-SDPA for paged decode; gather + einsum and a
+TileLang kernel of the same algorithm for sparse attention; torch._grouped_mm for grouped GEMM; index_select / index_copy_ for KV-cache moves. Each row prints
 tilec's time, the peer's time, their ratio, and the kernel's TFLOP/s or effective GB/s."""
 from __future__ import annotations
 
@@ -114,9 +114,27 @@ def sparse(t, hq, n=8192, topk=2048, separate_v=False):
     err = (out.float() - gather_einsum().float()).abs().max().item()
     flops = 2 * t * hq * topk * (dqk + dv)
     nbytes = t * topk * (dqk + (dv if separate_v else 0)) * 2 + q.numel() * 2 + t * hq * dv * 2
-    record(f"sparse_attention MLA bf16 T{t} Hq{hq} topk{topk}{' separate V' if separate_v else ''}",
-           bench_ms(lambda: ops.sparse_attention(q, kv, v, idx, scale=scale, check=False)), "gather + einsum",
-           bench_ms(gather_einsum), flops=flops, nbytes=nbytes, err=err)
+    name = f"sparse_attention MLA bf16 T{t} Hq{hq} topk{topk}{' separate V' if separate_v else ''}"
+    mine = bench_ms(lambda: ops.sparse_attention(q, kv, v, idx, scale=scale, check=False))
+    record(name, mine, "gather + einsum", bench_ms(gather_einsum), flops=flops, nbytes=nbytes, err=err)
+    if separate_v:
+        return
+    try:  # TileLang 0.1.15 running the same algorithm (benchmarks/peers/tilelang_sparse_mla.py), one compile per Hq
+        if (hq, n, topk) not in TILELANG_SPARSE:
+            from peers.tilelang_sparse_mla import build_checked
+            t0 = time.perf_counter()
+            kernel, passes, _ = build_checked(hq, n, topk, (q, kv, idx), out)
+            TILELANG_SPARSE[hq, n, topk] = kernel, passes, round(time.perf_counter() - t0, 2)
+        kernel, passes, compile_s = TILELANG_SPARSE[hq, n, topk]
+        tl_err = (kernel(q, kv, idx).float() - out.float()).abs().max().item()
+        record(name, mine, "TileLang 0.1.15", bench_ms(lambda: kernel(q, kv, idx)), flops=flops, nbytes=nbytes,
+               err=err, extra={"peer_max_err_vs_tilec": tl_err, "peer_compile_s": compile_s, "peer_passes": passes})
+    except Exception as exc:
+        record(name, mine, "TileLang 0.1.15", None, flops=flops, nbytes=nbytes, err=err,
+               extra={"peer_error": f"{type(exc).__name__}: {exc}"[:300]})
+
+
+TILELANG_SPARSE: dict = {}  # (Hq, N, topk) -> (kernel, passes used, compile seconds)
 
 
 def moe(tokens_per_expert, e=64, k=7168, n=2048):
