@@ -243,7 +243,7 @@ class KernelLowering(ExprLowering):
 
     def store_global(self, buf, indices, v: Val, atomic: bool):
         idx = [self.expr(i) for i in indices]
-        highs = [(self.bounds(i) or (None, None))[1] for i in indices]
+        highs = [self.highest(i) for i in indices]
         ptr, mask, axes = self.global_access(buf, idx, highs)
         value = unparen(v.code) if v.dtype == buf.dtype else cast(unparen(v.code), buf.dtype)
         need = v.axes | (self.cond.axes if self.cond else frozenset())

@@ -171,12 +171,12 @@ class ExprLowering:
             return Val(self.ident(buf.name), frozenset(), buf.dtype)
         if buf.scope == "global":
             indices = [self.expr(i) for i in e.indices]
-            highs = [(self.bounds(i) or (None, None))[1] for i in e.indices]
+            highs = [self.highest(i) for i in e.indices]
             ptr, mask, axes = self.global_access(buf, indices, highs)
             if self.cond is not None:  # under a masked if: lanes where it fails must not touch memory
                 ptr, axes = self.cover(ptr, axes, self.cond.axes), axes | self.cond.axes
                 mask = f"{mask} & {self.cond.code}" if mask else self.cond.code
-            if not axes and not mask:  # a scalar read, e.g. an index-table entry
+            if not mask:  # a scalar read (an index-table entry) or lanes proven in bounds
                 return Val(f"tl.load({ptr})", axes, buf.dtype)
             return Val(f"tl.load({ptr}, mask={mask}, other={literal(0, buf.dtype)})", axes, buf.dtype)
         return self.tile_in_parallel(buf, e.indices)
@@ -260,23 +260,36 @@ class ExprLowering:
     # ------------------------------------------------------------------------------------------ value ranges
     def bounds(self, e):
         """(lo, hi) of an index expression of constants, block indices and loop variables; None if unknown."""
+        lo, hi = self.half_bounds(e)
+        return None if lo is None or hi is None else (lo, hi)
+
+    def highest(self, e):
+        """The largest value index `e` can take, where provable (a data-dependent index clamped by T.min has one)."""
+        return self.half_bounds(e)[1]
+
+    def half_bounds(self, e) -> tuple:
+        """(lo, hi), either None where unbounded: T.min(x, c) bounds x from above even when x is data."""
         if isinstance(e, ir.Const) and isinstance(e.value, int):
             return (e.value, e.value)
         if isinstance(e, ir.Var):
-            return self.ranges.get(e.name)
+            return self.ranges.get(e.name) or (None, None)
+        if isinstance(e, ir.Cast) and e.dtype in ir.INT_DTYPES:
+            return self.half_bounds(e.value)
         if isinstance(e, ir.BinOp) and e.op in ("+", "-", "*", "//", "min", "max"):
-            a, b = self.bounds(e.lhs), self.bounds(e.rhs)
-            if a is None or b is None:
-                return None
-            if e.op == "+":
-                return (a[0] + b[0], a[1] + b[1])
-            if e.op == "-":
-                return (a[0] - b[1], a[1] - b[0])
+            (alo, ahi), (blo, bhi) = self.half_bounds(e.lhs), self.half_bounds(e.rhs)
             if e.op == "min":
-                return (min(a[0], b[0]), min(a[1], b[1]))
+                return (None if alo is None or blo is None else min(alo, blo),
+                        bhi if ahi is None else ahi if bhi is None else min(ahi, bhi))
             if e.op == "max":
-                return (max(a[0], b[0]), max(a[1], b[1]))
-            if a[0] < 0 or b[0] <= 0:
-                return None
-            return (a[0] * b[0], a[1] * b[1]) if e.op == "*" else (a[0] // b[1], a[1] // b[0])
-        return None
+                return (blo if alo is None else alo if blo is None else max(alo, blo),
+                        None if ahi is None or bhi is None else max(ahi, bhi))
+            if None in (alo, ahi, blo, bhi):
+                return (None, None)
+            if e.op == "+":
+                return (alo + blo, ahi + bhi)
+            if e.op == "-":
+                return (alo - bhi, ahi - blo)
+            if alo < 0 or blo <= 0:
+                return (None, None)
+            return (alo * blo, ahi * bhi) if e.op == "*" else (alo // bhi, ahi // blo)
+        return (None, None)

@@ -95,11 +95,12 @@ def sparse_attention_kernel(dtype: str):
 
 
 @T.macro
-def attend_latent_rows(Q, KV, Idx, t, hk, h0, first, count, acc, m, l, d, dv, block_h, block_n, scale, num_stages,
-                       dtype):  # noqa: E741
+def attend_latent_rows(Q, KV, Idx, t, hk, h0, first, count, acc, m, l, n, d, dv, block_h, block_n, scale,  # noqa: E741
+                       num_stages, dtype):
     """Fold index blocks [first, first + count) of token t into the softmax state (acc, m, l) of heads h0 ..
     h0 + block_h - 1: each gathered KV row is loaded once, as its latent columns [0, dv) (K's and V's) and its rope
-    columns [dv, d) (K's only)."""
+    columns [dv, d) (K's only). Row ids are clamped into [0, n): then the gathers need no bounds mask (-1 slots are
+    masked in the scores; the host checks the rest unless told not to)."""
     q_latent = T.alloc_shared((block_h, dv), dtype)
     q_rope = T.alloc_shared((block_h, d - dv), dtype)
     k_latent = T.alloc_shared((block_n, dv), dtype)
@@ -116,9 +117,9 @@ def attend_latent_rows(Q, KV, Idx, t, hk, h0, first, count, acc, m, l, d, dv, bl
     for kb in T.Pipelined(count, num_stages=num_stages):
         T.copy(Idx[t, (first + kb) * block_n], ids, pad=-1)  # slots past topk read as padding
         for j, c in T.Parallel(block_n, dv):
-            k_latent[j, c] = KV[T.max(ids[j], 0), hk, c]
+            k_latent[j, c] = KV[T.min(T.max(ids[j], 0), n - 1), hk, c]
         for j, c in T.Parallel(block_n, d - dv):
-            k_rope[j, c] = KV[T.max(ids[j], 0), hk, dv + c]
+            k_rope[j, c] = KV[T.min(T.max(ids[j], 0), n - 1), hk, dv + c]
         T.clear(s)
         T.gemm(q_latent, k_latent, s, transpose_b=True)
         T.gemm(q_rope, k_rope, s, transpose_b=True)
@@ -145,7 +146,7 @@ def sparse_mla_kernel(dtype: str):
             T.clear(l)
             T.clear(acc)
             attend_latent_rows(Q, KV, Idx, t, hb // (group // block_h), hb * block_h, 0, T.ceildiv(TOPK, block_n),
-                               acc, m, l, D, DV, block_h, block_n, scale, num_stages, dtype)
+                               acc, m, l, N, D, DV, block_h, block_n, scale, num_stages, dtype)
             for i, d in T.Parallel(block_h, DV):
                 acc[i, d] = acc[i, d] / T.max(l[i], 1.0)  # a row of only -1 has acc = 0, l = 0
             T.copy(acc, O[t, hb * block_h, 0])
@@ -175,8 +176,8 @@ def sparse_mla_split_kernel(dtype: str):
             T.clear(acc)
             first = sp * blocks_per_split
             count = T.max(T.min(blocks_per_split, T.ceildiv(TOPK, block_n) - first), 0)
-            attend_latent_rows(Q, KV, Idx, t, hb // (group // block_h), h0, first, count, acc, m, l, D, DV, block_h,
-                               block_n, scale, num_stages, dtype)
+            attend_latent_rows(Q, KV, Idx, t, hb // (group // block_h), h0, first, count, acc, m, l, N, D, DV,
+                               block_h, block_n, scale, num_stages, dtype)
             T.copy(m, Mp[t, h0:h0 + block_h, sp])
             T.copy(l, Lp[t, h0:h0 + block_h, sp])
             T.copy(acc, Ap[t, sp, h0, 0])
