@@ -101,14 +101,17 @@ def bound_kernels(runs: list) -> list:
     return out
 
 
-def predicted(bound, target) -> float:
-    """Predicted seconds of one bound kernel, or of a list of them launched one after the other."""
+def predicted(bound, target, assume: dict | None = None) -> float:
+    """Predicted seconds of one bound kernel, or of a list of them launched one after the other (`assume`: values of
+    tensors their loop bounds read, model.predict's)."""
     kernels = bound if isinstance(bound, (list, tuple)) else [bound]
-    return sum(model.predict(b, target).time_s for b in kernels)
+    return sum(model.predict(b, target, assume).time_s for b in kernels)
 
 
 def log_error(cases, target_name) -> float:
-    errs = [math.log(predicted(b, t) / m) ** 2 for b, t, m in cases if t == target_name]
+    """RMS log error over rows (bound, target, measured seconds[, assume])."""
+    errs = [math.log(predicted(row[0], row[1], row[3] if len(row) > 3 else None) / row[2]) ** 2
+            for row in cases if row[1] == target_name]
     return math.sqrt(sum(errs) / len(errs))
 
 
@@ -146,7 +149,7 @@ def main(argv=None) -> int:
     cases = bound_kernels(runs)
     original = json.loads(json.dumps(model._calibration_file()))
     result = {}
-    for name in sorted({t for _, t, _ in cases}):
+    for name in sorted({row[1] for row in cases}):
         before = log_error(cases, name)
         result[name] = fit(cases, name)
         after = log_error(cases, name)

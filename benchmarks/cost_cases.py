@@ -28,6 +28,10 @@ class Case:
     #: config -> its bound kernels again: what picking a config from the model costs is binding plus predicting
     rebind: Callable
     results: list = dataclasses.field(default_factory=list)  # [(config, measured_s)]
+    #: per config, every timing round's seconds (results keep the fastest); empty when not stored
+    rounds: list = dataclasses.field(default_factory=list)
+    #: values of tensors the kernels' loop bounds read, as the caller knows them (model.predict's `assume`)
+    assume: dict = dataclasses.field(default_factory=dict)
     sweep_s: float = 0.0
     rank_s: float = 0.0
 
@@ -162,8 +166,9 @@ def paged_case(arr, target: str, n: int, nseq: int, hq: int, hkv: int, d: int, c
         run_split = compiled(split, (q, kc, vc, table, lens, m, l, acc), cfg, backend, target)
         run_reduce = compiled(reduce, (m, l, acc, out), {}, backend, target)
         return lambda: (run_split(), run_reduce())
+    # every sequence holds ctx tokens: the host knows the lengths (paged_attention reads them to pick the split)
     return Case("paged_decode", f"{nseq}seq Hq{hq} Hkv{hkv} D{d} ctx{ctx} {SHORT[arr.dtype]}", target,
-                sample(configs, n), launcher, bind)
+                sample(configs, n), launcher, bind, assume={"CL": ctx})
 
 
 def sparse_case(arr, target: str, n: int, t: int, hq: int, nkeys: int, topk: int, space: dict, default: dict,

@@ -48,9 +48,13 @@ def replay_cases(report: dict) -> list:
         if key not in known:
             raise SystemExit(f"cost_replay: no case builder for {key[0]} {key[1]} in benchmarks/cost_cases.py")
         case = cases.setdefault(key, cs.Case(run["kernel"], run["shape"], report["target"], [], None,
-                                             known[key].rebind))
+                                             known[key].rebind, assume=known[key].assume))
         case.configs.append((run["config"], case.rebind(run["config"])))
         case.results.append((run["config"], float(run["measured_s"])))
+        case.rounds.append(run.get("rounds_s"))
+    for case in cases.values():  # the measurement's own noise only when every run kept its rounds
+        if not all(case.rounds):
+            case.rounds = []
     for row in report.get("shipped", []):  # the stored sweep's own timings, for the table
         case = cases.get((row["kernel"], row["shape"]))
         if case:

@@ -3,7 +3,7 @@ drawn from the legal configs (`enumerate_configs` on the target), predict each w
 report how well the prediction ranks and picks.
 
     python benchmarks/cost_sweep.py [--device cpu|cuda] [--kernels gemm,softmax,...] [--quick] [--out DIR]
-                                    [--max-configs 32] [--write-calibration]
+                                    [--max-configs 32] [--rounds N] [--repeats N] [--pause-s S] [--write-calibration]
 
 Per (kernel, shape): Spearman rho of predicted vs measured time, median absolute percentage error (APE), the
 measured time of the model's #1 over the measured best ("zero-measurement pick"), the best measured time among the
@@ -13,11 +13,19 @@ A of the (kernel, shape) cases and evaluated on half B, and the reverse: both ar
 and cost_sweep.md to --out (default $OUT, else the current folder). The cases (shapes, config spaces, launchers) are
 built in benchmarks/cost_cases.py.
 
-CPU: the LLVM backend on NumPy arrays, time.perf_counter median of 3-9 launches after a warm-up launch that compiles;
---rounds (default 3) times all configs of all cases round-robin and keeps each config's fastest round, since the
-host's cores are shared and another process's burst slows whole rounds. CUDA: the Triton backend on torch CUDA tensors,
-triton.testing.do_bench (median). The report is rewritten after each case, so a run cut short still leaves data;
---budget-s (210 s with --quick on cuda) shares a wall-clock budget over the cases and skips configs past it.
+CPU: the LLVM backend on NumPy arrays. Each timing is the fastest of --repeats launches (default 5), after a pause
+of --pause-s (default 0.05 s) and a wait of up to --quiet-s (default 1 s) until no other process is runnable
+(/proc/stat procs_running): other agents' test runs share these cores, and a launch timed beside one runs up to twice
+as long; interference only ever slows a launch, so the minimum is the estimate least moved by it. --rounds (default 5)
+times all configs of all cases again, interleaved across the cases in a fresh shuffled order each round (a burst of
+other work or a slow drift hits one round of many configs, never every round of one, and not always the same
+neighbours), and each config keeps its fastest round. Every round's time is stored (runs[].rounds_s), and the report
+gives the measurement's own noise: the Spearman rho between the minima of the even and of the odd rounds ("self
+rho") and the median spread of a config's rounds; no model ranks a case better than its self rho. Run it under
+`flock /tmp/tilec_cpu_bench.lock` on a shared host.
+CUDA: the Triton backend on torch CUDA tensors, triton.testing.do_bench (median; it clears the L2 before each launch).
+The report is rewritten after each case, so a run cut short still leaves data; --budget-s (210 s with --quick on cuda)
+shares a wall-clock budget over the cases and skips configs past it.
 """
 from __future__ import annotations
 
@@ -26,7 +34,6 @@ import copy
 import json
 import math
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -78,16 +85,47 @@ def pick_quality(predicted, measured, top_k: int = TOP_K) -> tuple[float, float]
 
 
 # ------------------------------------------------------------------------------------------------ measuring
-def time_cpu(fn, budget_s: float = 0.1) -> float:
-    """Median of 3 to 9 perf_counter timings, as many as fit in ~budget_s (the caller has warmed fn up)."""
-    t0 = time.perf_counter()
-    fn()
-    times = [time.perf_counter() - t0]
-    for _ in range(max(2, min(8, int(budget_s / max(times[0], 1e-9))))):
+#: CPU timing: launches per timing (the fastest counts), the pause before them, and how long to wait at most for
+#: the other processes of the host to leave the cores (the command line sets them)
+CPU_TIMING = {"repeats": 5, "pause_s": 0.05, "quiet_s": 1.0}
+
+
+def runnable_others() -> int:
+    """Processes of the host on a CPU or waiting for one now, this one not counted (/proc/stat procs_running; the
+    sweep's own pool workers sleep between launches); 0 where /proc/stat is not there."""
+    try:
+        with open("/proc/stat") as f:
+            for line in f:
+                if line.startswith("procs_running"):
+                    return max(0, int(line.split()[1]) - 1)
+    except OSError:
+        pass
+    return 0
+
+
+def wait_quiet(limit_s: float) -> None:
+    """Sleep in 10 ms steps until no other process is runnable, at most limit_s: other agents' test runs share
+    these cores, and a launch timed beside one runs up to twice as long."""
+    end = time.perf_counter() + limit_s
+    while runnable_others() and time.perf_counter() < end:
+        time.sleep(0.01)
+
+
+def time_cpu(fn, repeats: int | None = None, pause_s: float | None = None) -> float:
+    """The fastest of `repeats` perf_counter timings (the caller has warmed fn up), after sleeping `pause_s` and
+    waiting (up to CPU_TIMING["quiet_s"]) for the other processes to leave the cores: on shared cores another
+    process only ever slows a launch, so the minimum is the least disturbed estimate."""
+    repeats = CPU_TIMING["repeats"] if repeats is None else repeats
+    pause_s = CPU_TIMING["pause_s"] if pause_s is None else pause_s
+    if pause_s > 0:
+        time.sleep(pause_s)
+    wait_quiet(CPU_TIMING["quiet_s"])
+    best = math.inf
+    for _ in range(max(1, repeats)):
         t0 = time.perf_counter()
         fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        best = min(best, time.perf_counter() - t0)
+    return best
 
 
 def time_cuda(fn) -> float:
@@ -97,7 +135,7 @@ def time_cuda(fn) -> float:
 
 
 def predict_case(case: Case) -> list:
-    return [sum(model.predict(b, case.target).time_s for b in bounds) for _, bounds in case.configs]
+    return [sum(model.predict(b, case.target, case.assume).time_s for b in bounds) for _, bounds in case.configs]
 
 
 def measure(case: Case, timer, rounds: int = 1, budget_s: float = math.inf) -> list:
@@ -129,23 +167,27 @@ def measure(case: Case, timer, rounds: int = 1, budget_s: float = math.inf) -> l
     return runs
 
 
-def retime(measured: list, timer, rounds: int) -> None:
-    """`rounds` more timing rounds over every config of every (case, runs) given, round-robin across the cases, so
-    that a burst of other work on the shared cores hits one round of each case rather than every round of one;
-    each config keeps its fastest round."""
+def retime(measured: list, timer, rounds: int, seed: int = 0) -> None:
+    """`rounds` more timing rounds over every config of every (case, runs) given, interleaved across the cases and
+    in a fresh shuffled order each round, so that a burst of other work on the shared cores (or a slow drift) hits
+    one round of many configs rather than every round of one, and never the same neighbours twice; each config
+    keeps its fastest round."""
+    rng = np.random.default_rng(seed)
+    every = [times_fn for _, runs in measured for times_fn in runs]
     for _ in range(rounds):
-        for _, runs in measured:
-            for _, fn, times in runs:
-                times.append(timer(fn))
+        for i in rng.permutation(len(every)):
+            _, fn, times = every[i]
+            times.append(timer(fn))
     for case, runs in measured:
         settle(case, runs)
 
 
 def settle(case: Case, runs: list) -> None:
     case.results = [(cfg, min(times)) for cfg, _, times in runs]
+    case.rounds = [list(times) for _, _, times in runs]
     t0 = time.perf_counter()
     for cfg, _ in case.configs:
-        sum(model.predict(b, case.target).time_s for b in case.rebind(cfg))
+        sum(model.predict(b, case.target, case.assume).time_s for b in case.rebind(cfg))
     case.rank_s = time.perf_counter() - t0
 
 
@@ -154,17 +196,30 @@ def metrics(case: Case) -> dict:
     measured = [s for _, s in case.results]
     zero, top = pick_quality(predicted, measured)
     best = int(np.argmin(measured))
-    return {"kernel": case.kernel, "shape": case.shape, "configs": len(measured),
+    noise = self_agreement(case.rounds)
+    return {**noise, "kernel": case.kernel, "shape": case.shape, "configs": len(measured),
             "spearman": spearman(predicted, measured), "median_ape_pct": median_ape(predicted, measured),
             "zero_pick_ratio": zero, f"top{TOP_K}_pick_ratio": top,
             "model_pick": case.results[int(np.argmin(predicted))][0], "measured_best": case.results[best][0],
             "best_s": measured[best], "rank_s": case.rank_s, "sweep_s": case.sweep_s}
 
 
+def self_agreement(rounds) -> dict:
+    """The measurement's own noise from each config's round times: Spearman rho between the fastest of the even and
+    of the odd rounds (how well the sweep ranks against itself) and the median over configs of (slowest - fastest) /
+    fastest round. Empty with fewer than two rounds."""
+    if not rounds or min(len(r) for r in rounds) < 2 or len(rounds) < 2:
+        return {}
+    even, odd = [min(r[0::2]) for r in rounds], [min(r[1::2]) for r in rounds]
+    spread = float(np.median([(max(r) - min(r)) / min(r) for r in rounds]) * 100)
+    return {"self_rho": spearman(even, odd), "round_spread_pct": spread}
+
+
 # ------------------------------------------------------------------------------------------------ fitting
 def fit_cases(cases: list) -> list:
     """calibrate_cost's (bound kernels, target, measured seconds) rows of these cases."""
-    return [(bounds, case.target, s) for case in cases for (_, bounds), (_, s) in zip(case.configs, case.results)]
+    return [(bounds, case.target, s, case.assume) for case in cases
+            for (_, bounds), (_, s) in zip(case.configs, case.results)]
 
 
 def with_constants(constants: dict | None, fn):
@@ -204,13 +259,17 @@ def fmt_time(s: float) -> str:
 
 
 def table(rows: list) -> str:
+    noise = any("self_rho" in r for r in rows)
     lines = [f"| kernel | shape | configs | Spearman rho | median APE | zero-meas pick / best | top-{TOP_K} pick / best "
-             f"| best measured | model ranking | measured sweep |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             f"| best measured | model ranking | measured sweep |"
+             + (" self rho | round spread |" if noise else ""),
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if noise else "")]
     for r in rows:
         lines.append(f"| {r['kernel']} | {r['shape']} | {r['configs']} | {r['spearman']:.2f} | "
                      f"{r['median_ape_pct']:.0f}% | {r['zero_pick_ratio']:.2f} | {r[f'top{TOP_K}_pick_ratio']:.2f} | "
-                     f"{fmt_time(r['best_s'])} | {fmt_time(r['rank_s'])} | {fmt_time(r['sweep_s'])} |")
+                     f"{fmt_time(r['best_s'])} | {fmt_time(r['rank_s'])} | {fmt_time(r['sweep_s'])} |"
+                     + (f" {r.get('self_rho', math.nan):.2f} | {r.get('round_spread_pct', math.nan):.0f}% |"
+                        if noise else ""))
     return "\n".join(lines)
 
 
@@ -248,8 +307,10 @@ def report_of(cases, args, target, started, argv, final: bool) -> dict:
             "command": " ".join(["python", "benchmarks/cost_sweep.py", *(argv or sys.argv[1:])]),
             "complete": final, "constants": model.efficiency(model.get_target(target)),
             "shipped": [metrics(c) for c in cases], "holdout": holdout(cases) if final else {},
-            "runs": [{"kernel": c.kernel, "shape": c.shape, "config": cfg, "measured_s": s, "predicted_s": pr}
-                     for c in cases for (cfg, s), pr in zip(c.results, predict_case(c))],
+            "runs": [{"kernel": c.kernel, "shape": c.shape, "config": cfg, "measured_s": s, "predicted_s": pr,
+                      **({"rounds_s": rs} if rs else {})}
+                     for c in cases
+                     for (cfg, s), pr, rs in zip(c.results, predict_case(c), c.rounds or [None] * len(c.results))],
             "wall_s": time.perf_counter() - started}
 
 
@@ -263,7 +324,14 @@ def main(argv=None) -> int:
     p.add_argument("--max-configs", type=int, default=None, help="configs per shape (default 32 cpu, 30 cuda)")
     p.add_argument("--out", default=os.environ.get("OUT") or ".")
     p.add_argument("--rounds", type=int, default=None,
-                   help="timing rounds over all configs, each config keeps its fastest (default 3 cpu, 1 cuda)")
+                   help="timing rounds over all configs, each config keeps its fastest (default 5 cpu, 1 cuda)")
+    p.add_argument("--repeats", type=int, default=CPU_TIMING["repeats"],
+                   help=f"cpu: launches per timing, the fastest counts (default {CPU_TIMING['repeats']})")
+    p.add_argument("--pause-s", type=float, default=CPU_TIMING["pause_s"],
+                   help=f"cpu: seconds of sleep before each timing (default {CPU_TIMING['pause_s']})")
+    p.add_argument("--quiet-s", type=float, default=CPU_TIMING["quiet_s"],
+                   help=f"cpu: before each timing, wait up to this long for no other process to be runnable "
+                        f"(default {CPU_TIMING['quiet_s']})")
     p.add_argument("--budget-s", type=float, default=None,
                    help="wall-clock seconds for the measuring, shared out over the cases (default: none; "
                         "210 with --quick on cuda, so a 4-minute slot still ends with a full report)")
@@ -274,7 +342,8 @@ def main(argv=None) -> int:
              "cuda": "gemm,attention,grouped_gemm,paged"}[args.device]
     kernels = set((args.kernels or every).split(","))
     n = args.max_configs or (32 if args.device == "cpu" else 30)
-    args.rounds = args.rounds or (3 if args.device == "cpu" else 1)
+    args.rounds = args.rounds or (5 if args.device == "cpu" else 1)
+    CPU_TIMING.update(repeats=args.repeats, pause_s=args.pause_s, quiet_s=args.quiet_s)
     args.budget_s = args.budget_s or (210.0 if args.quick and args.device == "cuda" else math.inf)
     started = time.perf_counter()
     if args.device == "cpu":

@@ -73,12 +73,14 @@ def enumerate_configs(tile_kernel, dims: dict, space: dict, target="h100") -> li
     return legal
 
 
-def rank_configs(tile_kernel, dims: dict, target="h100", space: dict | None = None) -> list[CostReport]:
-    """Cost reports of every legal config, fastest predicted first."""
+def rank_configs(tile_kernel, dims: dict, target="h100", space: dict | None = None,
+                 assume: dict | None = None) -> list[CostReport]:
+    """Cost reports of every legal config, fastest predicted first (`assume`: values of tensors that loop bounds
+    read, when the caller knows them; see model.predict)."""
     space = default_space(tile_kernel, target) if space is None else space
     reports = []
     for config, bound in enumerate_configs(tile_kernel, dims, space, target):
-        report = predict(bound, target)
+        report = predict(bound, target, assume)
         report.config = config
         reports.append(report)
     if not reports:
@@ -87,9 +89,10 @@ def rank_configs(tile_kernel, dims: dict, target="h100", space: dict | None = No
     return sorted(reports, key=lambda r: r.time_s)
 
 
-def pick_config(tile_kernel, dims: dict, target="h100", space: dict | None = None) -> dict:
+def pick_config(tile_kernel, dims: dict, target="h100", space: dict | None = None,
+                assume: dict | None = None) -> dict:
     """The config the model predicts fastest (no measurement)."""
-    return dict(rank_configs(tile_kernel, dims, target, space)[0].config)
+    return dict(rank_configs(tile_kernel, dims, target, space, assume)[0].config)
 
 
 def shape_bucket(dims: dict) -> str:

@@ -30,7 +30,10 @@ class DataDependent(Exception):
 @dataclass
 class Phase:
     name: str
-    trips: float = 1.0  # iterations per block
+    trips: float = 1.0  # iterations per block (the mean over the blocks when they differ)
+    #: iterations of the longest block: blocks of uneven length (the last split of a split-KV decode, causal
+    #: attention) finish at different times, and a wave lasts as long as its longest block
+    trips_max: float = 1.0
     stages: int = 1
     pipelined: bool = False  # a T.Pipelined loop (num_stages may be 1)
     ops: Counter = field(default_factory=Counter)  # "matrix:<dtype>" / "vector:<dtype>" / "sfu" -> count
@@ -120,8 +123,12 @@ def clipped(origin, extent, size):
 
 # ------------------------------------------------------------------------------------------------ the walk
 class Counting:
-    def __init__(self, kernel: ir.Kernel, wave_blocks: int):
+    def __init__(self, kernel: ir.Kernel, wave_blocks: int, assume: dict | None = None):
         self.kernel = kernel
+        #: values of tensors read in loop bounds that the caller knows ({"CL": 4096}: every context length), as the
+        #: op knows them on the host; a table read not named here is taken as large as a static cap allows
+        self.assume = dict(assume or {})
+        self.trips_max = 0
         self.buffers = kernel.buffers()
         self.grid = [_ival(g) for g in kernel.grid]
         self.blocks = math.prod(self.grid)
@@ -229,35 +236,47 @@ class Counting:
         return distinct / n
 
     def trips(self, loop: ir.For) -> np.ndarray:
-        """The values a loop variable takes (a bound that depends on the block index: its mean trip count; one that
-        reads a tensor: the largest dim, said in the notes)."""
+        """The values a loop variable takes, its trip count the mean over the blocks (a bound that depends on the
+        block index differs between blocks; self.trips_max keeps the longest block's). A bound that reads a tensor
+        uses the value `assume` gives that tensor, else the largest dim (said in the notes)."""
         env = {**self.block_linear, **{k: v[0] for k, v in self.loops.items() if len(v)}}
         parts = [self.subst(x) for x in (loop.start, loop.stop, loop.step)]
+
+        def per_block(values) -> np.ndarray:
+            start, stop, step = (np.asarray(v, dtype=float) for v in values)
+            return np.maximum(0, np.ceil((stop - start) / np.maximum(step, 1)))
         try:
-            start, stop, step = (np.mean(evaluate(x, env)) for x in parts)
+            values = [evaluate(x, env) for x in parts]
             if any(free_vars(x) & set(self.block_linear) for x in parts):
                 self.notes.append(f"{loop.loc}: loop bound depends on the block index; used its mean trip count")
         except DataDependent:
             # a bound capped by a static one (min(first + pages_per_split, pages)) runs to the cap, its table values
-            # taken huge (each read its own value, ascending or descending: differences of two reads may count);
-            # one the data alone sets runs to the largest dim
-            best = None
+            # taken huge (each read its own value, ascending or descending: differences of two reads may count)
+            # unless `assume` gives them; one the data alone sets runs to the largest dim
+            best, known = None, True
             for order in (0, 1, -1):
                 seen: dict = {}
 
                 def huge(load, env, order=order, seen=seen):
+                    nonlocal known
+                    if load.buffer in self.assume:
+                        return self.assume[load.buffer]
+                    known = False
                     k = seen.setdefault(repr(load), len(seen))
                     return UNBOUNDED * (1 + order * k / 64)
-                b = [np.max(evaluate(x, env, loads_as=huge)) for x in parts]
-                n = (b[1] - b[0]) / max(b[2], 1)
-                if n < UNBOUNDED / 4 and (best is None or n > (best[1] - best[0]) / max(best[2], 1)):
+                b = [evaluate(x, env, loads_as=huge) for x in parts]
+                n = per_block(b).max(initial=0)
+                if n < UNBOUNDED / 4 and (best is None or n > per_block(best).max(initial=0)):
                     best = b
-            start, stop, step = best if best is not None else \
-                (np.max(evaluate(x, env, loads_as=self.biggest_dim)) for x in parts)
-            self.notes.append(f"{loop.loc}: data-dependent loop bound; assumed its maximum "
-                              f"({int(max(0, stop - start) // max(step, 1))} trips)")
-        n = max(0, math.ceil((stop - start) / max(step, 1)))
-        return int(start) + int(step) * np.arange(n)
+            values = best if best is not None else [evaluate(x, env, loads_as=self.biggest_dim) for x in parts]
+            if not known or best is None:
+                self.notes.append(f"{loop.loc}: data-dependent loop bound; assumed its maximum "
+                                  f"({int(per_block(values).max(initial=0))} trips)")
+        counts = per_block(values)
+        self.trips_max = float(counts.max(initial=0))
+        start = int(np.mean(values[0])) if np.size(values[0]) else 0
+        step = int(np.mean(values[2])) if np.size(values[2]) else 1
+        return start + max(step, 1) * np.arange(int(round(float(np.mean(counts))) if counts.size else 0))
 
     # ---------------------------------------------------------------------------------------------- statements
     def run(self) -> KernelCounts:
@@ -274,7 +293,7 @@ class Counting:
                 values = self.trips(stmt)
                 stages = _ival(stmt.num_stages) if stmt.kind == "pipelined" else 1
                 phase = Phase(f"loop {stmt.var.name}", trips=len(values), stages=stages,
-                              pipelined=stmt.kind == "pipelined")
+                              pipelined=stmt.kind == "pipelined", trips_max=max(self.trips_max, len(values)))
                 phases.append(phase)
                 self.loops[stmt.var.name] = values
                 self.body(stmt.body, phase)
