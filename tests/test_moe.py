@@ -52,33 +52,97 @@ def test_tile_schedule_skips_empty_groups():
 
 
 @pytest.mark.parametrize("m,offsets,block_m", [(12, [0, 5, 5, 12], 4), (29, [5, 12, 20], 8), (7, [7], 16),
-                                               (40, [0, 0, 0], 4), (33, [33, 33, 33, 33], 5)])
+                                               (40, [0, 0, 0], 4), (33, [33, 33, 33, 33], 5),
+                                               (9, [1, 2, 3, 4, 5, 6, 7, 8, 9], 4)])  # 9 tiles: 6 of them in rest
 def test_device_schedule_is_the_host_schedule_plus_spare_rows(m, offsets, block_m):
     torch = pytest.importorskip("torch")
     from tilec.ops.moe import device_schedule
 
-    sched = device_schedule(torch.tensor(offsets, dtype=torch.int32), m, block_m, target="triton").numpy()
+    main, rest = device_schedule(torch.tensor(offsets, dtype=torch.int32), m, block_m, target="triton")
+    assert main.shape == (-(-m // block_m), 3) and rest.shape == (len(offsets), 3)
+    sched = np.concatenate([main.numpy(), rest.numpy()])
     host = tile_schedule(np.array(offsets), block_m)
-    assert sched.shape[0] >= len(host)
     np.testing.assert_array_equal(sched[:len(host)], host)
-    assert (sched[len(host):, 1] == sched[len(host):, 2]).all()  # spare rows cover no row: the kernel skips them
-    assert ((sched[:, 0] >= 0) & (sched[:, 0] < len(offsets))).all()  # every expert id is a real one
+    # spare rows cover no row (the kernel skips them) and hold the end of the covered rows, the last one always
+    assert (sched[len(host):] == [len(offsets) - 1, offsets[-1], offsets[-1]]).all()
+    assert len(sched) > len(host)
 
 
 def test_schedule_kernel_on_the_cpu_backend_matches_the_host_schedule():
     from tilec.ops.moe import tile_schedule_kernel
 
     offsets = np.array([3, 3, 20, 19, 40], np.int32)  # one decreasing and one past M: clipped, as on the host
-    sched = np.full((-(-30 // 8) + 5, 3), -7, np.int32)
-    tile_schedule_kernel()(offsets, sched, block_m=8, rows=30)
+    main, rest = np.full((-(-30 // 8), 3), -7, np.int32), np.full((5, 3), -7, np.int32)
+    tile_schedule_kernel()(offsets, main, rest, block_m=8, rows=30)
     host = tile_schedule(np.maximum.accumulate(np.clip(offsets, 0, 30)), 8)
+    sched = np.concatenate([main, rest])
     np.testing.assert_array_equal(sched[:len(host)], host)
-    assert (sched[len(host):] == [4, 0, 0]).all()
+    assert (sched[len(host):] == [4, 30, 30]).all()
+
+
+@pytest.fixture
+def nan_outputs(monkeypatch):
+    """grouped_gemm's output starts as NaN instead of uninitialised memory, so a row no kernel writes shows."""
+    from tilec.ops import _host
+
+    def nan_empty(x, shape, dtype):
+        y = _host.new_array(x, shape, dtype, "empty")
+        y[...] = np.nan
+        return y
+
+    monkeypatch.setattr(_host, "empty", nan_empty)
+
+
+@pytest.mark.parametrize("m,k,n,offsets,block_m", [
+    (37, 20, 19, [10, 10, 30, 37], 16),  # 4 tiles, 3 in main: one real tile in rest
+    (64, 17, 40, [5, 12, 20], 16),       # 3 tiles, 4 in main: a spare row in main, rows 20.. zeroed
+    (29, 8, 8, [0, 0, 0], 8),            # no tile at all: every row zeroed
+    (50, 9, 33, [50], 16),               # one expert covering all rows, M not a multiple of block_m
+])
+def test_grouped_gemm_torch_path_writes_every_row(nan_outputs, m, k, n, offsets, block_m):
+    """The torch path (device schedule, main and rest launches, moe_zero_rows) on the LLVM backend: fast, and the
+    same kernels and schedule as on a GPU."""
+    torch = pytest.importorskip("torch")
+    offsets = np.array(offsets, np.int32)
+    x, w = rand(m, k), rand(len(offsets), k, n)
+    y = grouped_gemm(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(offsets), target="llvm",
+                     block_m=block_m, block_n=16, block_k=8)
+    assert isinstance(y, torch.Tensor)
+    np.testing.assert_allclose(y.numpy(), grouped_gemm_reference(x, w, offsets), rtol=1e-4, atol=1e-4)
+
+
+def test_grouped_gemm_numpy_writes_every_row(nan_outputs):
+    offsets = np.array([0, 7, 7, 20], np.int32)
+    x, w = rand(31, 12), rand(4, 12, 10)
+    np.testing.assert_allclose(grouped_gemm(x, w, offsets, block_m=8), grouped_gemm_reference(x, w, offsets),
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_grouped_gemm_torch_unchecked_offsets_stay_inside(nan_outputs):
+    """check=False with decreasing offsets and one past M: clipped as on the host, no write outside y."""
+    torch = pytest.importorskip("torch")
+    offsets = np.array([6, 3, 25, 99], np.int32)
+    x, w = rand(30, 8), rand(4, 8, 12)
+    y = grouped_gemm(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(offsets), check=False,
+                     target="llvm", block_m=4, block_n=16, block_k=8)
+    clipped = np.maximum.accumulate(np.clip(offsets, 0, 30))
+    np.testing.assert_allclose(y.numpy(), grouped_gemm_reference(x, w, clipped), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(grouped_gemm(x, w, offsets, check=False, block_m=4),
+                               grouped_gemm_reference(x, w, clipped), rtol=1e-4, atol=1e-4)
+
+
+def test_grouped_gemm_empty_dims():
+    torch = pytest.importorskip("torch")
+    for xs, ws, offs in [((0, 4), (2, 4, 3), [0, 0]), ((5, 0), (2, 0, 3), [2, 5]), ((5, 4), (2, 4, 0), [2, 5])]:
+        x, w, offsets = rand(*xs), rand(*ws), np.array(offs, np.int32)
+        for args in [(x, w, offsets), (torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(offsets))]:
+            y = grouped_gemm(*args)
+            assert tuple(y.shape) == (xs[0], ws[2]) and not np.asarray(y).any()
 
 
 @pytest.mark.parametrize("m,k,n,offsets", [(37, 20, 19, [10, 10, 30, 37]), (29, 17, 40, [5, 12, 20]),
-                                           (9, 8, 8, [0, 0, 0])])
-def test_grouped_gemm_triton_interpreter_with_spare_tiles(m, k, n, offsets):
+                                           (9, 8, 8, [0, 0, 0]), (64, 8, 16, [5, 12, 20])])
+def test_grouped_gemm_triton_interpreter_with_spare_tiles(nan_outputs, m, k, n, offsets):
     torch = pytest.importorskip("torch")
     offsets = np.array(offsets, np.int32)
     x, w = rand(m, k), rand(len(offsets), k, n)

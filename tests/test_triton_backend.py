@@ -332,7 +332,7 @@ out["persistent_attention_ptx"] = t.compile_sm90(flash_attention_kernel("float16
                                                  t.ATTENTION_CONFIG, 8, "ptx")
 from tilec.ops.paged import paged_decode_kernel, paged_split_kernel
 from tilec.ops.sparse import sparse_attention_kernel, sparse_mla_kernel, sparse_mla_split_kernel
-from tilec.ops.moe import grouped_gemm_kernel, tile_schedule_kernel
+from tilec.ops.moe import grouped_gemm_kernel, tile_schedule_kernel, zero_rows_kernel
 paged_dims = {"NSEQ": 4, "HQ": 32, "D": 128, "NB": 64, "BS": 16, "HKV": 8, "MAXB": 16}
 out["ops_ttgir"] = {name: t.compile_sm90(kernel, dims, config, warps) for name, kernel, dims, config, warps in [
     ("flash_causal", flash_attention_kernel("float16"), t.ATTENTION_DIMS, {**t.ATTENTION_CONFIG, "causal": True}, 8),
@@ -351,7 +351,12 @@ out["ops_ttgir"] = {name: t.compile_sm90(kernel, dims, config, warps) for name, 
      {"group": 16, "block_h": 16, "block_n": 64, "blocks_per_split": 8, "num_stages": 2}, 4),
     ("grouped_gemm", grouped_gemm_kernel("float16"), {"M": 256, "K": 256, "N": 256, "E": 4, "NT": 4},
      {"block_m": 32, "block_n": 128, "block_k": 128, "num_stages": 4, "spare_rows": True}, 4),
-    ("moe_tile_schedule", tile_schedule_kernel(), {"E": 64, "NT": 96}, {"block_m": 32, "rows": 1024}, 4)]}
+    ("grouped_gemm_main", grouped_gemm_kernel("bfloat16"), {"M": 32768, "K": 7168, "N": 2048, "E": 64, "NT": 256},
+     {"block_m": 128, "block_n": 256, "block_k": 64, "num_stages": 3}, 8),
+    ("grouped_gemm_rest", grouped_gemm_kernel("bfloat16"), {"M": 32768, "K": 7168, "N": 2048, "E": 64, "NT": 64},
+     {"block_m": 128, "block_n": 256, "block_k": 64, "num_stages": 3, "spare_rows": True}, 8),
+    ("moe_tile_schedule", tile_schedule_kernel(), {"E": 64, "NM": 32, "NR": 64}, {"block_m": 32, "rows": 1024}, 4),
+    ("moe_zero_rows", zero_rows_kernel("bfloat16"), {"NR": 64, "M": 1000, "N": 2048}, {}, 4)]}
 print(json.dumps(out))
 """
 
@@ -418,6 +423,14 @@ def test_ops_with_their_gpu_configs_get_through_the_sm90_pipeliner(gpu_import_ru
     # compile for sm_90 with the Triton installed
     for name, ttgir in gpu_import_run["ops_ttgir"].items():
         assert "tt.func public @" in ttgir, name
+
+
+def test_grouped_gemm_main_tiles_flatten_into_the_persistent_loop(gpu_import_run):
+    # grouped_gemm's main launch (constant K loop) must come out as one flattened loop, so that a tile's stores and
+    # the next tile's first loads overlap; a K loop whose length is read from memory (spare_rows) stays nested
+    ttgir = gpu_import_run["ops_ttgir"]
+    assert ttgir["grouped_gemm_main"].count("scf.for") == 1
+    assert ttgir["grouped_gemm_rest"].count("scf.for") == 2
 
 
 def test_triton_out_of_resources_becomes_a_resource_error_naming_the_kernel():

@@ -1,8 +1,9 @@
 """Mixture-of-experts building blocks: a grouped GEMM over rows sorted by expert, and the permute / unpermute that
 sort tokens into expert order and combine the expert outputs back with the router weights.
 
-grouped_gemm runs a host-made schedule: one row of `Sched` per (expert, block of block_m rows) tile, holding
-(expert, first row, end row). Empty experts get no tiles. A tile's last block may run past its expert's end into
+grouped_gemm runs a tile schedule: one row of `Sched` per (expert, block of block_m rows) tile, holding
+(expert, first row, end row), made on the host for NumPy and by a kernel on the device for torch (no sync).
+Empty experts get no tiles. A tile's last block may run past its expert's end into
 the next expert's rows: those rows are computed (with the wrong weights) but must not be stored, so the store sits
 under an `if` inside T.Parallel (a masked store on Triton).
 """
@@ -51,10 +52,13 @@ def grouped_gemm_kernel(dtype: str):
 @functools.cache
 def tile_schedule_kernel():
     @tilec.kernel
-    def moe_tile_schedule(Offsets: T.Tensor[("E",), "int32"], Sched: T.Tensor[("NT", 3), "int32"], *,
-                          block_m: int = 64, rows: int = 0):
-        """Sched rows (expert, first row, end row) per block_m rows of each expert, then spare rows (E-1, 0, 0).
-        Offsets are clipped to [previous end, rows]: unchecked ones still give at most NT tiles inside the rows."""
+    def moe_tile_schedule(Offsets: T.Tensor[("E",), "int32"], Main: T.Tensor[("NM", 3), "int32"],
+                          Rest: T.Tensor[("NR", 3), "int32"], *, block_m: int = 64, rows: int = 0):
+        """Sched rows (expert, first row, end row) per block_m rows of each expert, in order: the first NM in Main,
+        the others in Rest, then spare rows (E-1, end, end) where end is the last expert's end row (the rows past
+        it belong to no expert). Offsets are clipped to [previous end, rows]: unchecked ones still give at most
+        NM + NR - 1 tiles inside the rows when NM = ceil(rows / block_m) and NR = E, so Rest's last row is always
+        spare (moe_zero_rows reads end there)."""
         with T.Kernel(1) as _:
             n = T.alloc_var("int32")  # rows written so far
             start = T.alloc_var("int32")
@@ -63,17 +67,42 @@ def tile_schedule_kernel():
             for e in T.serial(E):
                 end = T.max(T.min(Offsets[e], rows), start)
                 for t in T.serial(T.ceildiv(end - start, block_m)):
-                    Sched[n, 0] = e
-                    Sched[n, 1] = start + t * block_m
-                    Sched[n, 2] = end
+                    if n < NM:
+                        Main[n, 0] = e
+                        Main[n, 1] = start + t * block_m
+                        Main[n, 2] = end
+                    else:
+                        Rest[n - NM, 0] = e
+                        Rest[n - NM, 1] = start + t * block_m
+                        Rest[n - NM, 2] = end
                     n = n + 1
                 start = end
-            for t in T.serial(n, NT):
-                Sched[t, 0] = E - 1
-                Sched[t, 1] = 0
-                Sched[t, 2] = 0
+            for t in T.serial(T.min(n, NM), NM):
+                Main[t, 0] = E - 1
+                Main[t, 1] = start
+                Main[t, 2] = start
+            for t in T.serial(T.max(n - NM, 0), NR):
+                Rest[t, 0] = E - 1
+                Rest[t, 1] = start
+                Rest[t, 2] = start
 
     return moe_tile_schedule
+
+
+@functools.cache
+def zero_rows_kernel(dtype: str):
+    @tilec.kernel
+    def moe_zero_rows(Rest: T.Tensor[("NR", 3), "int32"], Y: T.Tensor[("M", "N"), dtype], *, block_r: int = 64,
+                      block_n: int = 256):
+        """Y[r, :] = 0 for r >= Rest[NR-1, 1], the end of the rows the experts cover (a spare schedule row)."""
+        with T.Kernel(T.ceildiv(N, block_n), T.ceildiv(M, block_r)) as (bx, by):
+            end = Rest[NR - 1, 1]
+            if by * block_r + block_r > end:  # blocks of covered rows only leave
+                for i, j in T.Parallel(block_r, block_n):
+                    if by * block_r + i >= end:
+                        Y[by * block_r + i, bx * block_n + j] = 0
+
+    return moe_zero_rows
 
 
 @functools.cache
@@ -141,7 +170,8 @@ def grouped_gemm(x, w, offsets, *, check=True, target=None, **config):
     """y [M, N] where rows offsets[e-1]:offsets[e] of x [M, K] (offsets[-1] = 0) are multiplied by w[e] [K, N].
     offsets int [E] are cumulative end rows: non-decreasing, at most M; empty groups are allowed and rows past
     offsets[-1] come out 0. Same kind as x (NumPy -> LLVM, torch -> Triton). The tile schedule is built on the
-    host from offsets. `check=False` skips the offsets check (unsafe: a bad schedule writes wrong rows).
+    host for NumPy, on the device for torch. `check=False` skips the offsets check (unsafe: a bad schedule writes
+    wrong rows; for torch it is also the check's device-to-host copy).
     Keywords override the tile config (block_m, block_n, block_k, num_stages)."""
     op = "grouped_gemm"
     _host.check_array(op, "x", x, 2, _host.FLOAT_DTYPES)
@@ -155,35 +185,48 @@ def grouped_gemm(x, w, offsets, *, check=True, target=None, **config):
     if _host.dtype_name(w) != _host.dtype_name(x):
         raise tilec.TilecArgumentError(f"{op}: 'w' has dtype {_host.dtype_name(w)}; expected x's "
                                        f"{_host.dtype_name(x)}")
-    if check:
-        check_offsets(op, _host.host_numpy(_host.as_int32(op, "offsets", offsets)).astype(np.int64), m)
     dtype = _host.dtype_name(x)
+    ends = _host.as_int32(op, "offsets", offsets)  # a no-op for contiguous int32
+    if check:  # for torch the only device-to-host copy (a sync): check=False launches without one
+        check_offsets(op, _host.host_numpy(ends).astype(np.int64), m)
+    if m == 0 or n == 0 or k == 0 or e == 0:  # nothing to multiply: every row is 0 (and no launch of empty grids)
+        return _host.zeros(x, (m, n), dtype)
     config = {**default_config(m, e, backend_for(x, target)), **config}
-    if _host.is_torch(x):  # built where the tensors are: no device-to-host copy, no sync between launches
-        sched = device_schedule(_host.as_int32(op, "offsets", offsets), m, config["block_m"], target)
-    else:
-        ends = np.asarray(offsets).astype(np.int64)
-        # clipped to [0, M] and made non-decreasing: even unchecked offsets give a schedule inside x and y
-        sched = tile_schedule(np.maximum.accumulate(np.clip(ends, 0, m)), config["block_m"])
-    y = _host.zeros(x, (m, n), dtype)  # rows past offsets[-1] belong to no expert: 0
-    if len(sched) and n:
-        grouped_gemm_kernel(dtype)(_host.contiguous(x), _host.contiguous(w), sched, y, target=target,
-                                   spare_rows=_host.is_torch(x), **config)
+    kernel = grouped_gemm_kernel(dtype)
+    x, w = _host.contiguous(x), _host.contiguous(w)
+    if _host.is_torch(x):
+        # built where the tensors are: no device-to-host copy, no sync between launches
+        main, rest = device_schedule(ends, m, config["block_m"], target)
+        y = _host.empty(x, (m, n), dtype)  # every row is written once: by a tile or by moe_zero_rows
+        zero_rows_kernel(dtype)(rest, y, target=target)
+        # Main's tiles run a constant-length K loop, which Triton flattens into the persistent loop over tiles
+        # (a loop length read from memory stops that: Triton fuses only loops whose bounds the outer loop does
+        # not change); the few tiles past ceil(M / block_m) and the spare rows run from Rest, whose spare tiles
+        # loop once
+        kernel(x, w, main, y, target=target, spare_rows=False, **config)
+        kernel(x, w, rest, y, target=target, spare_rows=True, **config)
+        return y
+    # clipped to [0, M] and made non-decreasing: even unchecked offsets give a schedule inside x and y
+    ends = np.maximum.accumulate(np.clip(ends.astype(np.int64), 0, m))
+    sched = tile_schedule(ends, config["block_m"])
+    y = _host.empty(x, (m, n), dtype)
+    y[ends[-1]:] = 0  # rows past the last expert belong to none; the tiles write every other row
+    if len(sched):
+        kernel(x, w, sched, y, target=target, **config)
     return y
 
 
 def device_schedule(offsets, m: int, block_m: int, target=None):
     """tile_schedule built where offsets live, by one launch of `moe_tile_schedule` (no device-to-host copy, no
-    sync, no chain of small torch ops), with a fixed row count: ceil(M / block_m) + E bounds the tiles (each expert
-    wastes less than one), and the spare rows are (E - 1, 0, 0), which grouped_gemm skips."""
+    sync, no chain of small torch ops), as (main, rest): main holds the first ceil(M / block_m) rows, which are
+    all tiles when offsets[-1] = M (a tile holds at most block_m rows), rest E more rows, which bound the others
+    (each expert wastes less than one tile), then spare rows (E - 1, end, end) that cover no row. M and E > 0."""
     import torch
 
-    experts = offsets.shape[0]
-    if experts == 0 or m == 0:
-        return torch.zeros((0, 3), dtype=torch.int32, device=offsets.device)
-    sched = torch.empty((-(-m // block_m) + experts, 3), dtype=torch.int32, device=offsets.device)
-    tile_schedule_kernel()(offsets, sched, target=target, block_m=block_m, rows=m)
-    return sched
+    main = torch.empty((-(-m // block_m), 3), dtype=torch.int32, device=offsets.device)
+    rest = torch.empty((offsets.shape[0], 3), dtype=torch.int32, device=offsets.device)
+    tile_schedule_kernel()(offsets, main, rest, target=target, block_m=block_m, rows=m)
+    return main, rest
 
 
 def check_offsets(op: str, ends: np.ndarray, m: int):
