@@ -1,5 +1,5 @@
 """CPU (LLVM backend): each LLM op next to a straightforward vectorised NumPy implementation of it, fp32, same run.
-Usage: python benchmarks/cpu_llm_ops.py [--repeat 5] [--pause 0.15]
+Usage: python benchmarks/cpu_llm_ops.py [--repeat 5] [--pause 0.15] [--only grouped,kv_]
 
 Each timed call, tilec's and NumPy's alike, comes after a pause: after a BLAS call OpenBLAS's worker threads spin for
 about 0.1 s and would take a core from whatever runs next (benchmarks/cpu_gemm.py measured this)."""
@@ -72,12 +72,15 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--pause", type=float, default=0.15, help="seconds of sleep before each timed call")
+    ap.add_argument("--only", default="", help="comma-separated parts of case names to run (default: all)")
     args = ap.parse_args()
     r, pause = args.repeat, args.pause
     f32 = np.float32
     rows = []
 
     def case(name, tilec_fn, numpy_fn):
+        if args.only and not any(part in name for part in args.only.split(",")):
+            return
         t, n = median_s(tilec_fn, r, pause), median_s(numpy_fn, r, pause)
         rows.append((name, t * 1e3, n * 1e3, n / t))
         print(f"| {name} | {t * 1e3:.2f} | {n * 1e3:.2f} | {n / t:.2f} |", flush=True)
@@ -109,12 +112,12 @@ def main():
     xq, xk, wt = (rng.standard_normal(s).astype(f32) for s in ((64, 16, 64), (4096, 64), (64, 16)))
     case("lightning_indexer T64 H16 D64 N4096", lambda: ops.lightning_indexer(xq, xk, wt),
          lambda: np.einsum("th,thn->tn", wt, np.maximum(np.einsum("thd,nd->thn", xq, xk), 0)))
-    e, tok, kk, nn = 16, 64, 1024, 512
-    xm = rng.standard_normal((e * tok, kk)).astype(f32)
-    wm = rng.standard_normal((e, kk, nn)).astype(f32)
-    offs = (np.arange(1, e + 1) * tok).astype(np.int32)
-    case(f"grouped_gemm E{e} {tok} tok/expert K{kk} N{nn}", lambda: ops.grouped_gemm(xm, wm, offs),
-         lambda: np_grouped(xm, wm, offs))
+    for e, tok, kk, nn in ((16, 64, 1024, 512), (64, 16, 1024, 512)):  # prefill-like and decode-like loads
+        xm = rng.standard_normal((e * tok, kk)).astype(f32)
+        wm = rng.standard_normal((e, kk, nn)).astype(f32)
+        offs = (np.arange(1, e + 1) * tok).astype(np.int32)
+        case(f"grouped_gemm E{e} {tok} tok/expert K{kk} N{nn}", lambda: ops.grouped_gemm(xm, wm, offs),
+             lambda: np_grouped(xm, wm, offs))
     cache = rng.standard_normal((4096, 16, 8, 128)).astype(f32)
     ids = rng.permutation(4096)[:2048].astype(np.int32)
     case("kv_gather 2048 pages 16x8x128", lambda: ops.kv_gather(cache, ids), lambda: cache[ids])

@@ -47,6 +47,16 @@ def test_grouped_gemm_fp16_llvm():
     np.testing.assert_allclose(y.astype(np.float64), grouped_gemm_reference(x, w, offsets), rtol=5e-3, atol=5e-3)
 
 
+def test_cpu_tiles_follow_rows_per_expert():
+    from tilec.ops.moe import cpu_config
+
+    assert cpu_config(1024, 16, 512, 1024) == dict(block_m=64, block_n=512, block_k=128, num_stages=1)
+    assert cpu_config(1024, 64, 512, 1024)["block_m"] == 16  # 16 rows per expert: no 48 wasted rows a tile
+    assert cpu_config(4096, 8, 1408, 2048)["block_m"] == 128  # capped
+    assert cpu_config(4096, 8, 1408, 2048)["block_n"] == 480  # 1408 in three even parts
+    assert cpu_config(37, 4, 19, 20)["block_k"] == 32
+
+
 def test_tile_schedule_skips_empty_groups():
     assert tile_schedule(np.array([0, 5, 5, 12]), 4).tolist() == [[1, 0, 5], [1, 4, 5], [3, 5, 12], [3, 9, 12]]
 

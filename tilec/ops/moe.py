@@ -14,6 +14,7 @@ import numpy as np
 import tilec
 import tilec.language as T
 
+from ..settings import settings
 from . import _host
 from ._host import backend_for
 
@@ -141,19 +142,39 @@ def combine_rows_kernel(dtype: str):
     return moe_combine_rows
 
 
-def default_config(m: int, experts: int, where: str) -> dict:
+def default_config(m: int, experts: int, where: str, n: int = 512, k: int = 1024) -> dict:
     """Tiles by rows per expert. GPU, measured on an H200 (bf16, E=64, K=7168, N=2048, 2026-11-29; TFLOP/s):
     16 rows per expert, weight streaming: 32x128x128 x4 stages 44.8 (64x64x32 x2: 11.6); 128 and 512 rows:
-    128x256x64 x3 stages 332 and 621 (64x64x32: 48 and 54). CPU (2-core Zen 4, E16 x 64 rows, K1024 N512, fp32,
-    medians of 15 interleaved calls, 2026-11-29): 64x128x64 8.84 ms, 64x128x128 9.18, 64x64x32 9.89, NumPy 9.60.
-    The interpreter keeps small tiles: it runs each block as NumPy calls."""
+    128x256x64 x3 stages 332 and 621 (64x64x32: 48 and 54). The interpreter keeps small tiles: it runs each block
+    as NumPy calls. CPU: see cpu_config."""
     if where == "llvm":
-        return {"block_m": 64, "block_n": 128, "block_k": 64, "num_stages": 2}
+        return cpu_config(m, experts, n, k)
     if where != "triton":
         return {"block_m": 64, "block_n": 64, "block_k": 32, "num_stages": 2}
     if m <= 32 * max(experts, 1):
         return {"block_m": 32, "block_n": 128, "block_k": 128, "num_stages": 4}
     return {"block_m": 128, "block_n": 256, "block_k": 64, "num_stages": 3}
+
+
+def cpu_config(m: int, experts: int, n: int, k: int) -> dict:
+    """LLVM tiles. block_m: the mean rows per expert (16 to 128, a multiple of 16), since a tile's rows past its
+    expert's end are computed for nothing; block_n: whole rows of W up to 512 columns, read as one stream;
+    block_k 128; no software prefetch (num_stages 1): its burst of one step's W lines ahead did not beat the
+    hardware prefetcher. 2-core Zen 4 VM, fp32, K1024 N512, min of 11-21 interleaved calls under other load,
+    2026-11-29: E16 x 64 rows: 64x512x128 x1 7.7 ms, 64x128x64 x2 (the old tiles) 9.1, NumPy 9.0;
+    E64 x 16 rows: 16x512x128 13.1, 32x.. 17.7, 64x.. 27.8, old 29.5, NumPy 16.3; E8 x 256 rows: 128x512x128
+    15.2, 64x.. 17.7, 256x.. 17.1, old 18.3."""
+    def cdiv(a, b):
+        return -(-a // b)
+
+    def even(size, block, quantum):  # `size` split evenly into parts <= block, each rounded up to `quantum`
+        return cdiv(cdiv(max(size, 1), cdiv(max(size, 1), block)), quantum) * quantum
+
+    bm = min(128, cdiv(cdiv(m, max(experts, 1)), 16) * 16)
+    bn, bk = even(n, 512, 32), even(k, 128, 16)
+    while cdiv(m, bm) * cdiv(n, bn) < 2 * settings.num_threads and bn > 32:  # a block per thread, and some slack
+        bn = even(n, bn // 2, 32)
+    return {"block_m": bm, "block_n": bn, "block_k": bk, "num_stages": 1}
 
 
 def tile_schedule(offsets: np.ndarray, block_m: int) -> np.ndarray:
@@ -191,7 +212,7 @@ def grouped_gemm(x, w, offsets, *, check=True, target=None, **config):
         check_offsets(op, _host.host_numpy(ends).astype(np.int64), m)
     if m == 0 or n == 0 or k == 0 or e == 0:  # nothing to multiply: every row is 0 (and no launch of empty grids)
         return _host.zeros(x, (m, n), dtype)
-    config = {**default_config(m, e, backend_for(x, target)), **config}
+    config = {**default_config(m, e, backend_for(x, target), n, k), **config}
     kernel = grouped_gemm_kernel(dtype)
     x, w = _host.contiguous(x), _host.contiguous(w)
     if _host.is_torch(x):
