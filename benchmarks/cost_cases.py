@@ -32,6 +32,8 @@ class Case:
     rounds: list = dataclasses.field(default_factory=list)
     #: values of tensors the kernels' loop bounds read, as the caller knows them (model.predict's `assume`)
     assume: dict = dataclasses.field(default_factory=dict)
+    #: per config of several kernels, each kernel's seconds timed alone (GPU sweeps; empty otherwise)
+    parts: list = dataclasses.field(default_factory=list)
     sweep_s: float = 0.0
     rank_s: float = 0.0
 
@@ -165,7 +167,12 @@ def paged_case(arr, target: str, n: int, nseq: int, hq: int, hkv: int, d: int, c
             arr.empty(nseq, ns, hq, d, dtype="float32")
         run_split = compiled(split, (q, kc, vc, table, lens, m, l, acc), cfg, backend, target)
         run_reduce = compiled(reduce, (m, l, acc, out), {}, backend, target)
-        return lambda: (run_split(), run_reduce())
+
+        def both():
+            run_split()
+            run_reduce()
+        both.parts = (run_split, run_reduce)  # the sweep also times each alone: the reduce's share of the config
+        return both
     # every sequence holds ctx tokens: the host knows the lengths (paged_attention reads them to pick the split)
     return Case("paged_decode", f"{nseq}seq Hq{hq} Hkv{hkv} D{d} ctx{ctx} {SHORT[arr.dtype]}", target,
                 sample(configs, n), launcher, bind, assume={"CL": ctx})
@@ -273,9 +280,12 @@ def cuda_cases(kernels: set, quick: bool, n: int, arch: str, device: str = "cuda
                                        autotune.default_space(grouped_gemm_kernel("bfloat16"), arch),
                                        dict(block_m=64, block_n=64, block_k=32)))
     if "paged" in kernels:
-        pages = 4096 // 16  # the pages per split: every split count from 1 to 128
+        # the pages per split: every split count from 1 to 128; each with pages per loop step 1-8 and 1-4 stages (the
+        # 14:45 sweep, results/h200/cost_sweep.json, kept the kernel's 1 page and 1 stage; the op runs 8 and 4)
+        pages = 4096 // 16
+        steps = [dict(pages_per_iter=p, num_stages=s) for p in (1, 2, 4, 8) for s in (1, 2, 3, 4)]
         cases.append(paged_case(arr, arch, n, 8, 32, 8, 128, 4096,
-                                sorted({max(1, round(pages / s)) for s in range(1, 129)}), [{}]))
+                                sorted({max(1, round(pages / s)) for s in range(1, 129)}), steps))
     if "sparse" in kernels:
         space = {"block_h": [16, 32, 64], "block_n": [32, 64, 128], "block_d": [64, 128, 192],
                  "num_stages": [1, 2], "chunk_stages": [1, 2, 3]}

@@ -134,6 +134,11 @@ def time_cuda(fn) -> float:
     return triton.testing.do_bench(fn, warmup=5, rep=25, return_mode="median") * 1e-3
 
 
+def predict_parts(case: Case) -> list:
+    """Per config, the predicted seconds of each of its kernels."""
+    return [[model.predict(b, case.target, case.assume).time_s for b in bounds] for _, bounds in case.configs]
+
+
 def predict_case(case: Case) -> list:
     return [sum(model.predict(b, case.target, case.assume).time_s for b in bounds) for _, bounds in case.configs]
 
@@ -159,6 +164,9 @@ def measure(case: Case, timer, rounds: int = 1, budget_s: float = math.inf) -> l
             continue
         kept.append((cfg, bounds))
         runs.append((cfg, fn, [seconds]))
+        parts = getattr(fn, "parts", None)  # a config of several launches: each timed alone once, for the record
+        if parts:
+            case.parts.append([timer(part) for part in parts])
         if i % 8 == 7:
             print(f"    {i + 1}/{len(case.configs)} configs, {time.perf_counter() - t0:.1f} s", flush=True)
     case.sweep_s = time.perf_counter() - t0  # what one measured sweep costs: compile and time each config once
@@ -308,9 +316,11 @@ def report_of(cases, args, target, started, argv, final: bool) -> dict:
             "complete": final, "constants": model.efficiency(model.get_target(target)),
             "shipped": [metrics(c) for c in cases], "holdout": holdout(cases) if final else {},
             "runs": [{"kernel": c.kernel, "shape": c.shape, "config": cfg, "measured_s": s, "predicted_s": pr,
-                      **({"rounds_s": rs} if rs else {})}
+                      **({"rounds_s": rs} if rs else {}), **({"parts_s": ps, "parts_predicted_s": pp} if ps else {})}
                      for c in cases
-                     for (cfg, s), pr, rs in zip(c.results, predict_case(c), c.rounds or [None] * len(c.results))],
+                     for (cfg, s), pr, rs, ps, pp in zip(c.results, predict_case(c),
+                                                         c.rounds or [None] * len(c.results),
+                                                         c.parts or [None] * len(c.results), predict_parts(c))],
             "wall_s": time.perf_counter() - started}
 
 
@@ -321,6 +331,9 @@ def main(argv=None) -> int:
                                                    "sparse (cpu); gemm,attention,grouped_gemm,paged (cuda, and "
                                                    "sparse when named); default all of the device's")
     p.add_argument("--quick", action="store_true", help="fewer shapes")
+    p.add_argument("--cases", default=None,
+                   help="comma-separated substrings of '<kernel> <shape>': only the cases that contain one "
+                        "(e.g. 'gemm 16x4096x4096,paged_decode')")
     p.add_argument("--max-configs", type=int, default=None, help="configs per shape (default 32 cpu, 30 cuda)")
     p.add_argument("--out", default=os.environ.get("OUT") or ".")
     p.add_argument("--rounds", type=int, default=None,
@@ -351,6 +364,9 @@ def main(argv=None) -> int:
     else:
         target = gpu_arch()
         cases, timer = cuda_cases(kernels, args.quick, n, target), time_cuda
+    if args.cases:
+        wanted = [w.strip() for w in args.cases.split(",") if w.strip()]
+        cases = [c for c in cases if any(w in f"{c.kernel} {c.shape}" for w in wanted)]
     deadline = started + args.budget_s
     done = []
     for i, case in enumerate(cases):
