@@ -276,7 +276,7 @@ def table(rows: list) -> str:
         lines.append(f"| {r['kernel']} | {r['shape']} | {r['configs']} | {r['spearman']:.2f} | "
                      f"{r['median_ape_pct']:.0f}% | {r['zero_pick_ratio']:.2f} | {r[f'top{TOP_K}_pick_ratio']:.2f} | "
                      f"{fmt_time(r['best_s'])} | {fmt_time(r['rank_s'])} | {fmt_time(r['sweep_s'])} |"
-                     + (f" {r.get('self_rho', math.nan):.2f} | {r.get('round_spread_pct', math.nan):.0f}% |"
+                     + ((f" {r['self_rho']:.2f} | {r['round_spread_pct']:.0f}% |" if "self_rho" in r else " - | - |")
                         if noise else ""))
     return "\n".join(lines)
 
