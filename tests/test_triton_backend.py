@@ -327,7 +327,7 @@ out["ttgir"] = {name: t.compile_sm90(getattr(t, name), dims, config, warps) for 
     ("row_sums", {"R": 5, "C": 6}, {}, 4)]}
 out["persistent_tma_ptx"] = t.compile_sm90(t.matmul_half, {"M": 2048, "N": 2048, "K": 2048},
                                            {"block_m": 128, "block_n": 128, "block_k": 64}, 8, "ptx")
-from tilec.ops.attention import flash_attention_kernel
+from tilec.ops.attention import DEFAULT_CONFIG, flash_attention_kernel
 out["persistent_attention_ptx"] = t.compile_sm90(flash_attention_kernel("float16"), t.ATTENTION_DIMS,
                                                  t.ATTENTION_CONFIG, 8, "ptx")
 from tilec.ops.paged import paged_decode_kernel, paged_split_kernel
@@ -335,7 +335,8 @@ from tilec.ops.sparse import sparse_attention_kernel, sparse_mla_kernel, sparse_
 from tilec.ops.moe import grouped_gemm_kernel, tile_schedule_kernel, zero_rows_kernel
 paged_dims = {"NSEQ": 4, "HQ": 32, "D": 128, "NB": 64, "BS": 16, "HKV": 8, "MAXB": 16}
 out["ops_ttgir"] = {name: t.compile_sm90(kernel, dims, config, warps) for name, kernel, dims, config, warps in [
-    ("flash_causal", flash_attention_kernel("float16"), t.ATTENTION_DIMS, {**t.ATTENTION_CONFIG, "causal": True}, 8),
+    ("flash_causal", flash_attention_kernel("float16"), {**t.ATTENTION_DIMS, "D": 128},
+     {**DEFAULT_CONFIG["triton"](128), "causal": True}, 8),
     ("paged_decode", paged_decode_kernel("float16"), paged_dims,
      {"group": 4, "pages_per_iter": 8, "num_stages": 4}, 4),
     ("paged_split", paged_split_kernel("float16"), {**paged_dims, "NSPLIT": 3},

@@ -23,13 +23,16 @@ ATTN_DTYPES = ("float16", "bfloat16", "float32")
 LOG2E = 1.0 / math.log(2.0)
 
 #: tile sizes per place the kernel runs. GPU: 128 x 64 tiles with 3 stages measured best on an H100 for head dims 64
-#: and 128 (fp16, B=4 H=32 S=4096: 489 TFLOP/s at D=128 against 455 for 128 x 128 tiles with 2 stages); head dim
-#: 256 halves block_m to fit the registers and shared memory. CPU: 64 x 64 fp32 score tiles (16 KiB) stay in L1/L2.
-#: The interpreter runs each block as NumPy calls.
+#: and 128 (fp16, B=4 H=32 S=4096: 489 TFLOP/s at D=128 against 455 for 128 x 128 tiles with 2 stages); on an H200
+#: (bf16, B=8 H=32 S=4096 D=128, 2026-11-29, results/h200/explore_flash256_sparse_splits.json) 256 x 64 tiles with 3
+#: stages and 8 warps (128 query rows per warpgroup, each K/V tile serving twice the rows) ran 530/443 TFLOP/s
+#: non-causal/causal against 514/423 for 128 x 64; 16 warps on the same tiles gave 496/419. Head dim 256 halves
+#: block_m to fit the registers and shared memory. CPU: 64 x 64 fp32 score tiles (16 KiB) stay in L1/L2. The
+#: interpreter runs each block as NumPy calls.
 DEFAULT_CONFIG = {
     "llvm": lambda d: dict(block_m=64, block_n=64, num_stages=1),
-    "triton": lambda d: dict(block_m=128, block_n=64, num_stages=3) if d <= 128 else
-    dict(block_m=64, block_n=64, num_stages=2),
+    "triton": lambda d: dict(block_m=256, block_n=64, num_stages=3) if d == 128 else
+    dict(block_m=128, block_n=64, num_stages=3) if d < 128 else dict(block_m=64, block_n=64, num_stages=2),
     "interpreter": lambda d: dict(block_m=16, block_n=16, num_stages=1),
 }
 MIN_BLOCK_M = {"llvm": 1, "triton": 16, "interpreter": 16}  # tl.dot needs M >= 16
