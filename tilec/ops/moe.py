@@ -93,15 +93,16 @@ def tile_schedule_kernel():
 @functools.cache
 def zero_rows_kernel(dtype: str):
     @tilec.kernel
-    def moe_zero_rows(Rest: T.Tensor[("NR", 3), "int32"], Y: T.Tensor[("M", "N"), dtype], *, block_r: int = 64,
+    def moe_zero_rows(Rest: T.Tensor[("NR", 3), "int32"], Y: T.Tensor[("M", "N"), dtype], *, block_r: int = 32,
                       block_n: int = 256):
         """Y[r, :] = 0 for r >= Rest[NR-1, 1], the end of the rows the experts cover (a spare schedule row)."""
-        with T.Kernel(T.ceildiv(N, block_n), T.ceildiv(M, block_r)) as (bx, by):
+        with T.Kernel(T.ceildiv(M, block_r)) as by:
             end = Rest[NR - 1, 1]
-            if by * block_r + block_r > end:  # blocks of covered rows only leave
-                for i, j in T.Parallel(block_r, block_n):
-                    if by * block_r + i >= end:
-                        Y[by * block_r + i, bx * block_n + j] = 0
+            if by * block_r + block_r > end:  # blocks of covered rows (usually all) leave at once
+                for c in T.serial(T.ceildiv(N, block_n)):
+                    for i, j in T.Parallel(block_r, block_n):
+                        if by * block_r + i >= end:
+                            Y[by * block_r + i, c * block_n + j] = 0
 
     return moe_zero_rows
 
