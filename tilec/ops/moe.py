@@ -242,7 +242,9 @@ def device_schedule(offsets, m: int, block_m: int, target=None):
     """tile_schedule built where offsets live, by one launch of `moe_tile_schedule` (no device-to-host copy, no
     sync, no chain of small torch ops), as (main, rest): main holds the first ceil(M / block_m) rows, which are
     all tiles when offsets[-1] = M (a tile holds at most block_m rows), rest E more rows, which bound the others
-    (each expert wastes less than one tile), then spare rows (E - 1, end, end) that cover no row. M and E > 0."""
+    (each expert wastes less than one tile), then spare rows (E - 1, end, end) that cover no row. When
+    offsets[-1] < M, main's spare rows still run their whole K loop (no more tiles than the uncovered rows would
+    take). M and E > 0."""
     import torch
 
     main = torch.empty((-(-m // block_m), 3), dtype=torch.int32, device=offsets.device)
