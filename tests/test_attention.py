@@ -8,6 +8,7 @@ import pytest
 from tilec.errors import TilecArgumentError
 from tilec.ops.attention import flash_attention
 from tilec.ops.paged import paged_attention, pick_num_splits
+from tilec.settings import settings
 
 ml_dtypes = pytest.importorskip("ml_dtypes")
 RNG = np.random.default_rng(0)
@@ -147,9 +148,11 @@ def test_paged_all_empty():
 
 
 def test_split_choice():
-    assert pick_num_splits(blocks=2, pages=1000, where="triton") == 132  # two waves of 132 blocks
-    assert pick_num_splits(blocks=132, pages=1000, where="triton") == 1  # the batch fills the GPU
+    assert pick_num_splits(blocks=2, pages=1000, where="triton") == 250  # >= 4 pages per split
+    assert pick_num_splits(blocks=256, pages=256, where="triton") == 3  # about 6 blocks per SM: 768
+    assert pick_num_splits(blocks=768, pages=1000, where="triton") == 1  # the batch keeps the GPU busy
     assert pick_num_splits(blocks=2, pages=6, where="triton") == 1  # too short to split
+    assert pick_num_splits(blocks=1, pages=1000, where="llvm") == 2 * settings.num_threads
 
 
 def test_paged_bad_pages():

@@ -27,12 +27,15 @@ from .online_softmax import online_softmax_update
 from .attention import LOG2E
 
 OP = "paged_attention"
-#: a grid of fewer blocks than this leaves the machine idle, so the pages are split until the grid is about twice
-#: it. GPU: one wave on an H100's 132 SMs (NVIDIA H100 whitepaper). Measured there (fp16, Hkv=8, D=128, pages of 16):
-#: 32 sequences (256 blocks) ran at 684 GB/s unsplit and 359 GB/s in 2 splits; 2 sequences of 32K tokens (16 blocks)
-#: ran at 98 GB/s unsplit, 354 GB/s in 9 splits and 653 GB/s in 17. CPU: one block per thread. The interpreter is
-#: never split unless asked.
-SPLIT_BELOW_BLOCKS = {"triton": 132, "llvm": settings.num_threads, "interpreter": 0}
+#: a grid of fewer blocks than SPLIT_BELOW_BLOCKS leaves bandwidth unused, so the pages are split until the grid has
+#: about SPLIT_GRID_BLOCKS. GPU: measured on an H200 (bf16, Hkv 8, D 128, pages of 16, 8 pages per step, 2026-11-29,
+#: results/h200/paged_splits.json; % of a device copy): bs32 ctx4096 (256 blocks) 75% unsplit, 82/89/86% in 2/3/4
+#: splits; bs64 ctx8192 (512 blocks) 82% unsplit, 98/100/100%: a persistent program per SM does not keep enough
+#: gathers in flight, about six blocks per SM do. Earlier on an H100 (fp16, 1 page per step): 2 sequences of 32K
+#: tokens (16 blocks) ran at 98 GB/s unsplit, 354 GB/s in 9 splits and 653 GB/s in 17. CPU: one block per thread,
+#: aiming at two. The interpreter is never split unless asked.
+SPLIT_BELOW_BLOCKS = {"triton": 768, "llvm": settings.num_threads, "interpreter": 0}
+SPLIT_GRID_BLOCKS = {"triton": 768, "llvm": 2 * settings.num_threads, "interpreter": 0}
 #: pages gathered per loop step and the loop's pipeline depth. One 16-token page per step leaves the GPU waiting on
 #: each page's latency. Measured on an H200 (bf16, Hkv=8, D=128, pages of 16; 2026-11-29, tilec GB/s of KV read):
 #: bs32 ctx4096 Hq32: 1 page/1 stage 654, 4/3 1929, 8/4 3149; bs64 ctx8192 Hq64: 1/1 667, 4/3 2391, 8/4 3456
@@ -236,11 +239,11 @@ def paged_attention(q, k_cache, v_cache, block_table, context_lens, *, scale: fl
 
 
 def pick_num_splits(blocks: int, pages: int, where: str) -> int:
-    """1 when the grid fills the machine; else enough splits for about two waves, >= MIN_PAGES_PER_SPLIT pages each."""
-    wave = SPLIT_BELOW_BLOCKS[where]
-    if blocks >= wave:
+    """1 when the grid is big enough (SPLIT_BELOW_BLOCKS); else enough splits for about SPLIT_GRID_BLOCKS blocks,
+    >= MIN_PAGES_PER_SPLIT pages each."""
+    if blocks >= SPLIT_BELOW_BLOCKS[where]:
         return 1
-    return max(1, min(-(-2 * wave // blocks), pages // MIN_PAGES_PER_SPLIT))
+    return max(1, min(-(-SPLIT_GRID_BLOCKS[where] // blocks), pages // MIN_PAGES_PER_SPLIT))
 
 
 def check_paged_inputs(q, k_cache, v_cache, block_table, context_lens) -> tuple:

@@ -24,7 +24,7 @@ import tilec.language as T
 from . import _host
 from ._host import backend_for
 from .online_softmax import online_softmax_update
-from .paged import SPLIT_BELOW_BLOCKS, paged_reduce_kernel, pick_num_splits
+from .paged import paged_reduce_kernel, pick_num_splits
 
 OP = "sparse_attention"
 LOG2E = 1.0 / math.log(2.0)
@@ -33,6 +33,11 @@ MAX_BLOCK_H = 64  # heads per block: 64 x 512 fp32 accumulators are FlashMLA's t
 #: shape, bf16, T=512, topk 2048, 2026-11-29): 3 stages 3980 GB/s at Hq=16 and 219 TFLOP/s at Hq=128, against
 #: 2178 GB/s and 109 TFLOP/s unpipelined; pipelining the outer index loop as well changed nothing.
 CHUNK_STAGES = {"triton": 3, "llvm": 1, "interpreter": 1}
+#: the shared-latent kernel splits the top-k only for grids of at most this many blocks. A split writes its fp32
+#: accumulator out and back and adds a launch: on an H200 (T=64, 16 heads, 64 blocks) 4 splits ran the kernels 12%
+#: faster but the op, with its host work, 2.3x slower (results/h200/explore_flash256_sparse_splits.json); so only a
+#: grid of at most a quarter of the 132 SMs is split. The CPU and the interpreter split only when asked.
+SPLIT_BELOW_BLOCKS = {"triton": 33, "llvm": 0, "interpreter": 0}
 #: the latent-sharing kernel's tiles per place it runs, by heads per block. Measured on an H200 (bf16, T=512,
 #: topk 2048, 2026-11-29; results/h200/sparse_latent.json): Hq=128 (64 heads per block, 8 warps) 64 keys per step
 #: with 2 stages 289 TFLOP/s, 1 stage 207, 32 keys 198; Hq=16 128 keys per step 0.279 ms against 0.358 for 64.
@@ -239,10 +244,7 @@ def sparse_attention(q, k, v, indices, *, scale=None, num_splits=None, check=Tru
         q, k, indices = (_host.contiguous(x) for x in (q, k, indices))
         steps = -(-indices.shape[1] // config["block_n"])
         blocks = ntok * hkv * (group // config["block_h"])
-        # a split writes its fp32 accumulator out and back and adds a launch: on an H200 (T=64, 16 heads, 64
-        # blocks) two splits ran the kernels 10% faster but the op, with its host work, 1.9x slower; so only a grid
-        # of at most a quarter wave is split
-        splits = num_splits or (pick_num_splits(blocks, steps, backend) if 4 * blocks <= SPLIT_BELOW_BLOCKS[backend]
+        splits = num_splits or (pick_num_splits(blocks, steps, backend) if blocks <= SPLIT_BELOW_BLOCKS[backend]
                                 else 1)
         per_split = -(-steps // max(1, splits))
         splits = -(-steps // per_split)  # no split left empty
