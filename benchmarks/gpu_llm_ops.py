@@ -1,8 +1,9 @@
 """Hopper GPU (H100/H200): tilec's LLM kernels next to their torch peers, measured in one run.
 Usage (GPU machine):  python benchmarks/gpu_llm_ops.py --out DIR [--only flash,paged,sparse,moe,kv]
 
-Peers: torch SDPA (flash backend) for flash attention; gather-then-SDPA for paged decode; gather + einsum and a
-TileLang kernel of the same algorithm for sparse attention; torch._grouped_mm for grouped GEMM; index_select / index_copy_ for KV-cache moves. Each row prints
+Peers: torch SDPA (cuDNN and flash backends) and a TileLang kernel for flash attention; gather-then-SDPA and a
+TileLang kernel of tilec's algorithm for paged decode; gather + einsum and a TileLang kernel of tilec's algorithm for
+sparse attention; torch._grouped_mm for grouped GEMM; index_select / index_copy_ for KV-cache moves. Each row prints
 tilec's time, the peer's time, their ratio, and the kernel's TFLOP/s or effective GB/s."""
 from __future__ import annotations
 
@@ -90,9 +91,20 @@ def paged(bs, ctx, hq, hkv=8, d=128, page=16):
 
     err = (out.float() - gather_then_sdpa().float()).abs().max().item()
     nbytes = 2 * bs * ctx * hkv * d * 2 + 2 * q.numel() * 2
-    record(f"paged_attention bf16 bs{bs} ctx{ctx} Hq{hq} Hkv{hkv} D{d} page{page}",
-           bench_ms(lambda: ops.paged_attention(q, kc, vc, table, lens, check=False)), "gather + SDPA",
-           bench_ms(gather_then_sdpa), nbytes=nbytes, err=err)
+    name = f"paged_attention bf16 bs{bs} ctx{ctx} Hq{hq} Hkv{hkv} D{d} page{page}"
+    mine = bench_ms(lambda: ops.paged_attention(q, kc, vc, table, lens, check=False))
+    record(name, mine, "gather + SDPA", bench_ms(gather_then_sdpa), nbytes=nbytes, err=err)
+    try:  # TileLang 0.1.15 running tilec's unsplit algorithm (benchmarks/peers/tilelang_paged.py)
+        from peers.tilelang_paged import build
+        t0 = time.perf_counter()
+        tl_run = build(bs, hq, hkv, d, page, pages_per_seq, nblocks)
+        compile_s = round(time.perf_counter() - t0, 2)
+        tl_err = (tl_run(q, kc, vc, table).float() - out.float()).abs().max().item()
+        record(name, mine, "TileLang 0.1.15", bench_ms(lambda: tl_run(q, kc, vc, table)), nbytes=nbytes, err=err,
+               extra={"peer_max_err_vs_tilec": tl_err, "peer_compile_s": compile_s})
+    except Exception as exc:
+        record(name, mine, "TileLang 0.1.15", None, nbytes=nbytes, err=err,
+               extra={"peer_error": f"{type(exc).__name__}: {exc}"[:300]})
 
 
 def sparse(t, hq, n=8192, topk=2048, separate_v=False):
