@@ -105,7 +105,7 @@ def main():
     t, hs, n, topk = 16, 16, 4096, 2048
     qs = rng.standard_normal((t, hs, 576)).astype(f32) / 8
     ks = rng.standard_normal((n, 1, 576)).astype(f32) / 8
-    vs = np.ascontiguousarray(ks[:, :, :512])
+    vs = ks[:, :, :512]  # MLA: V is the latent part of the same rows (tilec reads each gathered row once)
     idx = np.stack([rng.permutation(n)[:topk] for _ in range(t)]).astype(np.int32)
     case(f"sparse_attention MLA T{t} Hq{hs} topk{topk}", lambda: ops.sparse_attention(qs, ks, vs, idx, scale=0.04),
          lambda: np_sparse(qs, ks, vs, idx, 0.04))
