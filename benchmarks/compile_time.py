@@ -17,7 +17,7 @@ from tilec.ops.indexer import lightning_indexer_kernel
 from tilec.ops.moe import grouped_gemm_kernel
 from tilec.ops.paged import paged_decode_kernel
 from tilec.ops.softmax import softmax_kernel
-from tilec.ops.sparse import sparse_attention_kernel
+from tilec.ops.sparse import sparse_mla_kernel
 
 # (name, kernel factory, dims, config for llvm, config for triton)
 CASES = [
@@ -29,8 +29,8 @@ CASES = [
      dict(B=8, HQ=32, HKV=32, SQ=4096, SKV=4096, D=128), dict(block_m=64, block_n=64), dict(block_m=128, block_n=64)),
     ("paged_decode bf16", lambda: paged_decode_kernel("bfloat16"),
      dict(NSEQ=32, HQ=32, D=128, NB=8192, BS=16, HKV=8, MAXB=256), dict(group=4), dict(group=4)),
-    ("sparse_attention MLA", lambda: sparse_attention_kernel("bfloat16"),
-     dict(S=64, H=64, D=576, N=8192, HK=1, DV=512, TOPK=2048), dict(group=64, block_h=16), dict(group=64, block_h=16)),
+    ("sparse_attention MLA (shared latent)", lambda: sparse_mla_kernel("bfloat16"),
+     dict(S=64, H=64, D=576, N=8192, HK=1, DV=512, TOPK=2048), dict(group=64, block_h=16), dict(group=64, block_h=64)),
     ("lightning_indexer", lambda: lightning_indexer_kernel("bfloat16"), dict(S=64, H=64, D=128, N=4096), {}, {}),
     ("grouped_gemm bf16", lambda: grouped_gemm_kernel("bfloat16"), dict(M=8192, K=7168, E=64, N=2048, NT=192,
                                                                        MP=8256, NP=2048), {}, {}),
