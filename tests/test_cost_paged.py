@@ -61,3 +61,35 @@ def test_prior_keeps_constants_the_cases_do_not_pin():
     finally:
         model._calibration_file()["h200"] = saved
     assert fitted["compute"] == pytest.approx(start)
+
+
+def reduce(nsplit):
+    return paged.paged_reduce_kernel("bfloat16").specialize({"NSEQ": 8, "HQ": 32, "NSPLIT": nsplit, "D": 128}, {},
+                                                            "triton", arch="h200")
+
+
+def test_reduce_kernel_spills_past_64_splits():
+    # ptxas (Triton 3.9, sm_90): 87 registers at 64 splits, a 7 KB stack frame at 86 and 128 (both padded to 128);
+    # the H200 timed the reduce at ~10 us and ~150 us
+    h200 = get_target("h200")
+    assert not model.spills(reduce(64), h200, 128) and model.spills(reduce(86), h200, 128)
+    t64, t128 = (model.predict(reduce(n), "h200").time_s for n in (64, 128))
+    assert t128 > 5 * t64
+
+
+def test_pipelined_gathers_skip_registers_and_stage_count():
+    # at 2-4 stages the gathered K/V pages go to shared memory by cp.async (ptxas: 125-128 registers at 8 pages per
+    # step, against 198 at 1 stage), one buffer whatever num_stages says: shared memory limits the block to 3 per SM
+    one, two, four = (model.predict(split(16, pages_per_iter=8, num_stages=s), "h200", {"CL": 4096})
+                      for s in (1, 2, 4))
+    assert one.occupancy == 2 and two.occupancy == four.occupancy == 3
+    assert four.time_s == pytest.approx(two.time_s)
+
+
+def test_pages_past_a_split_end_read_one_cached_page():
+    # 11 pages per split in steps of 8: the second step's 5 pages past the end read page 0 (every block's, cached)
+    counts = counting.Counting(split(11, pages_per_iter=8, num_stages=2), 132 * 3, {"CL": 4096}).run()
+    loop = next(p for p in counts.phases if p.name.startswith("loop"))
+    missed = sum(nb * miss for t, nb, miss in loop.loads if t == "KC")
+    through = sum(nb for t, nb, miss in loop.loads if t == "KC")
+    assert missed / through == pytest.approx(11 / 16, rel=0.05)

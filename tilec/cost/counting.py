@@ -409,8 +409,42 @@ class Counting:
             nbytes = distinct * max(size, SECTOR)
         if store:
             phase.store_bytes += nbytes
-        else:
-            phase.loads.append((name, nbytes, 1.0))
+            return
+        taken = self.table_fraction(indices, extents) if buf.scope == "global" else 1.0
+        phase.loads.append((name, nbytes * taken, 1.0))
+        if taken < 1.0:  # the rows a constant index sends elsewhere all read the same row: cache hits
+            phase.loads.append((name, nbytes * (1.0 - taken), 0.0))
+
+    def table_fraction(self, indices, extents) -> float:
+        """Fraction of a gather's elements whose index comes from its table: an index T.where(cond, table[...], c)
+        (a paged decode's pages past the split's end read page 0) sends the rest to one constant row, which every
+        block shares in the cache. cond is evaluated over the loop and T.Parallel variables it uses, with `assume`
+        giving the tensors it reads; 1.0 when it cannot be."""
+        for e in (x for i in indices for x in ir.walk_expr(i)):
+            if not isinstance(e, ir.Select):
+                continue
+            sides = [has_load(e.true_value), has_load(e.false_value)]
+            if sides.count(True) != 1 or not isinstance((e.false_value, e.true_value)[sides[1]], ir.Const):
+                continue
+            cond = self.subst(e.cond)
+            domain = {**self.domain(), **{v: np.arange(n) for v, n in extents.items()}}
+            names = sorted(free_vars(cond))
+            if not set(names) <= set(domain) or math.prod(len(domain[v]) for v in names) > MAX_ENUMERATION:
+                return 1.0
+            env = {v: domain[v].reshape([-1 if i == k else 1 for k in range(len(names))]) for i, v in enumerate(names)}
+
+            def known(load, env):
+                if load.buffer not in self.assume:
+                    raise DataDependent(load.buffer)
+                return self.assume[load.buffer]
+            try:
+                value = evaluate(cond, env, known)
+            except DataDependent:
+                return 1.0
+            shape = [len(domain[v]) for v in names]
+            frac = float(np.mean(np.broadcast_to(np.asarray(value, dtype=bool), shape)))
+            return frac if sides[0] else 1.0 - frac
+        return 1.0
 
     def unit_stride(self, indices, inner, extents) -> bool:
         """The innermost loop variable walks the last index with step 1 and no other index."""

@@ -13,7 +13,12 @@
              chain is (latency + load transfer [+ MMA on Hopper]) / (num_stages - 1) for a software pipeline,
              compute + memory + latency without one. Latency is DRAM's for misses and the cache's for hits, twice
              where a load's index reads a global table (page id, then page). On Hopper, tensor-core and vector
-             work overlap (asynchronous wgmma). A pipeline of s stages over n iterations takes n + s - 1 slots.
+             work overlap (asynchronous wgmma). A pipeline of s stages over n iterations takes
+             max(n x b x work, (n + s - 1) x chain): the fill is latency, not bandwidth (Little's law per SM: b
+             blocks keep b (s - 1) iterations of loads in flight). A pipelined gather (T.Parallel at table indices)
+             gets one shared buffer (chain of s = 1, the table read a stage ahead); an SM streams at most its fair
+             share of DRAM (SM_SHARE_CAP); registers past 255 per thread spill, and a GEMM on spilled operands
+             waits a DRAM round trip per k step.
     total    full waves x wave time + tail wave time + launch overhead
 
 On a CPU (a target with `core` figures) one thread runs a block's statements one after another: a slot is
@@ -42,9 +47,12 @@ from .cpu import gemm_cycles
 from .targets import DEFAULT_EFFICIENCY, Target, get_target
 
 CALIBRATION = Path(__file__).with_name("data") / "calibration.json"
-#: one SM (or core) alone reaches at most this multiple of its fair share (bandwidth / SMs) of a shared tier
-#: (estimate: a single H100 SM streams ~ 100 GB/s of the 3.35 TB/s; Chips and Cheese, 2023)
-SM_SHARE_CAP = 4.0
+#: one SM (or core) alone reaches at most this multiple of its fair share (bandwidth / SMs) of a shared tier.
+#: Measured on the H200 (benchmarks/results/h200, CUDA-graph replays): paged decode with one block per SM on 64 SMs
+#: moved 64 KB per step in 2.6 us (~25 GB/s per SM, 0.7x the fair 36 GB/s) and 8 KB in 1.2 us (one DRAM round trip
+#: plus the bytes at the fair share); the skinny GEMM 16x4096x4096 in 128x64 tiles on 64 SMs streamed B at 1.0
+#: TB/s. The earlier estimate of 4x (~100 GB/s per H100 SM, Chips and Cheese 2023) predicted such grids 2x too fast
+SM_SHARE_CAP = 1.0
 #: every loaded tensor fits in this fraction of the cache tier -> DRAM sees each byte once
 CACHE_FIT = 0.5
 
@@ -132,6 +140,12 @@ def register_tiles(kernel: ir.Kernel, target: Target) -> tuple[int, int]:
 
     pad = Padding(kernel)
     filled = {s.buffer for s in ir.walk_stmts(kernel.body) if isinstance(s, (ir.Store, ir.AtomicAdd))}
+    # in a software-pipelined loop (num_stages >= 2) Triton's pipeliner turns the gather into cp.async copies
+    # straight into the shared buffer: no registers (ptxas, Triton 3.9, sm_90, paged split kernel at 8 pages per
+    # step: 198 registers at 1 stage, 125-128 at 2-4)
+    filled -= {s.buffer for loop in ir.walk_stmts(kernel.body)
+               if isinstance(loop, ir.For) and loop.kind == "pipelined" and _stages(loop) > 1
+               for s in ir.walk_stmts(loop.body) if isinstance(s, ir.Store)}
     frag = through = 0
     for name, buf in kernel.buffers().items():
         if buf.scope not in ("shared", "fragment", "local"):
@@ -146,6 +160,42 @@ def register_tiles(kernel: ir.Kernel, target: Target) -> tuple[int, int]:
         elif name in filled:
             through += nbytes
     return frag, through
+
+
+#: a thread addresses at most 255 registers; past that ptxas spills to local memory (CUDA C++ Programming Guide,
+#: "Technical Specifications per Compute Capability": maximum number of 32-bit registers per thread, 5.0-10.0)
+MAX_REGS_PER_THREAD = 255
+
+
+def spills(kernel: ir.Kernel, target: Target, threads: int) -> bool:
+    """Whether a GPU block's registers per thread pass MAX_REGS_PER_THREAD: its padded fragments (register_tiles),
+    a second copy of each fragment that a T.gemm reads (converted to the dot-operand layout), and 32 base
+    registers. ptxas (Triton 3.9, sm_90) on paged decode's reduce kernel: 87 registers and no stack at 64 splits
+    (estimate 204), 32 registers and a 7 KB stack frame per thread at 86-128 (padded to 128: estimate 368)."""
+    if target.kind != "gpu":
+        return False
+    from ..lowering.triton_layout import Padding
+
+    frag, through = register_tiles(kernel, target)
+    pad, buffers = Padding(kernel), kernel.buffers()
+    copies = 0
+    for g in (s for s in ir.walk_stmts(kernel.body) if isinstance(s, ir.Gemm)):
+        for name in (g.a, g.b):
+            buf = buffers[name]
+            if buf.scope == "fragment":
+                try:
+                    shape = pad.tile_shape(name)
+                except (KeyError, AssertionError):
+                    shape = [int(d.value) for d in buf.shape]
+                copies += math.prod(shape) * ir.ITEMSIZE[buf.dtype]
+    return (frag + copies + through) / 4 / threads + 32 > MAX_REGS_PER_THREAD
+
+
+def _stages(loop: ir.For) -> int:
+    try:
+        return int(loop.num_stages.value)
+    except (AttributeError, TypeError, ValueError):
+        return 1
 
 
 def occupancy(counts: KernelCounts, target: Target, eff: dict, threads: int = 0, through: int = 0,
@@ -198,8 +248,14 @@ TRITON_DEFAULT_STAGES = 3
 
 # ------------------------------------------------------------------------------------------------ timing
 class Timing:
-    def __init__(self, counts: KernelCounts, target: Target, eff: dict, dram_scale: dict, flat: bool = False):
+    def __init__(self, counts: KernelCounts, target: Target, eff: dict, dram_scale: dict, flat: bool = False,
+                 spilled: bool = False):
         self.counts, self.target, self.eff, self.scale = counts, target, eff, dram_scale
+        #: registers spilled to local memory, which lives in device memory ("local memory accesses have the same
+        #: high latency and low bandwidth as global memory accesses", CUDA C++ Best Practices Guide, "Local
+        #: Memory"): a GEMM on spilled operands waits one global round trip per k step (a 7 KB stack frame at 32
+        #: registers leaves no room for loads in flight). H200: paged reduce of 86-128 splits, ~150 us against 10
+        self.spilled = spilled
         self.flat = flat  # a persistent grid whose loops Triton flattens (no tile copied in outside the loops)
         # pipeline fills per block: once per program when flattened
         self.fills = 1 / max(1.0, counts.grid / target.sms) if flat else 1.0
@@ -261,22 +317,43 @@ class Timing:
             slot = max(c_it + shared + (latency if s == 1 else 0.0), *tiers.values())
             tiers[t.shared_tier] = shared
         else:
-            latency *= ph.depth
+            gathered = ph.gathers > 0 and s > 1
+            if gathered:
+                # a pipelined gather (T.Parallel loads at table indices into a shared tile): Triton's pipeliner
+                # reads the table a stage ahead (one round trip left, not two) and copies the rows with cp.async
+                # into a single shared buffer that the iteration waits for (TTGIR of the paged split kernel, Triton
+                # 3.9, sm_90: one buffer and async_wait 0 at 2, 3 and 4 stages), so the block's own loads and
+                # compute do not overlap, whatever num_stages says; more stages change nothing more
+                s = 1
+            else:
+                latency *= ph.depth
             # a load waits for its latency and its bytes through DRAM or the cache, not for the MMA's shared reads;
             # s stages give it s - 1 iterations, less the asynchronous MMA that still reads the buffer it refills
             m_load = max(v for k, v in tiers.items() if k != t.shared_tier)
             # (that MMA holds the buffer for its run on the tensor cores, at their peak rate)
             mma = c_it * self.eff["compute"] if ph.gemms and t.async_mma_buffers else 0.0
-            chain = (c_it + m_it + latency) if s == 1 else (latency + m_load + mma) / (s - 1)
+            step = 0.0
+            if self.spilled:
+                # (k as the backend pads it: a power of two)
+                step += sum((1 << (int(k) - 1).bit_length()) * calls for _, _, k, _, calls in ph.gemms) / per \
+                    * self.latency
+            chain = (step + c_it + m_it + latency) if s == 1 else (step + latency + m_load + mma) / (s - 1)
             slot = max(b * c_it, b * m_it, chain)
         # a GPU pipeline fills and drains; on a CPU, stages only set how far ahead the copies prefetch. A wave of
         # uneven blocks runs as long as the longest (predict shrinks the grid by the same factor)
         trips = ph.trips_max if ph.trips_max > ph.trips else ph.trips
-        slots = trips + ((s - 1) * self.fills if not core else 0) if ph.trips else 0
         if self.flat and not ph.loads and not ph.pipelined and c_it == 0:
             # a flattened loop's epilogue stores are posted and drain while the next block's loop runs
-            slots = 0
-        return slots * slot, trips * b * c_it, {k: trips * b * v for k, v in tiers.items()}
+            trips = 0
+        if core:
+            slots = trips if ph.trips else 0
+            return slots * slot, trips * b * c_it, {k: trips * b * v for k, v in tiers.items()}
+        # Little's law per SM: the b resident blocks keep b x (s - 1) iterations' loads in flight, so a slot lasts
+        # the longer of the SM's share of the work (b x compute, b x memory) and one block's latency chain. The
+        # pipeline's s - 1 fill slots are latency only: their loads are the first iterations' own (no extra bytes)
+        fill = (s - 1) * self.fills if ph.trips else 0.0
+        time = max(trips * max(b * c_it, b * m_it), (trips + fill) * chain) if trips else 0.0
+        return time, trips * b * c_it, {k: trips * b * v for k, v in tiers.items()}
 
     def wave(self, b: int, active: int) -> tuple[float, float, dict]:
         time = compute = 0.0
@@ -341,7 +418,8 @@ def predict(kernel: ir.Kernel, target="h100", assume: dict | None = None) -> Cos
     main = max(counts.phases, key=lambda ph: ph.trips_max, default=None)
     balance = main.trips / main.trips_max if main is not None and main.trips_max > main.trips > 0 else 1.0
     grid = max(1, round(counts.grid * balance)) if counts.grid else 0
-    timing = Timing(counts, target, eff, scale, how.persistent and not counts.block_loads)
+    spilled = spills(kernel, target, how.threads)
+    timing = Timing(counts, target, eff, scale, how.persistent and not counts.block_loads, spilled)
 
     full, tail = divmod(grid, wave_blocks)
     time_s = compute_s = 0.0
@@ -380,9 +458,12 @@ def predict(kernel: ir.Kernel, target="h100", assume: dict | None = None) -> Cos
                      f"{tiers[binding] / max(memory_s, 1e-30) / 1e12:.3g} TB/s effective",
            "latency": f"latency-bound: {_fmt_time(latency_s)} of launch, pipeline fill and memory latency that "
                       f"the work cannot hide"}[bound]
+    notes = list(dict.fromkeys(counts.notes))
+    if spilled:
+        notes.append(f"registers past {MAX_REGS_PER_THREAD} per thread: spilled to local memory")
     explanation = (f"{why}; {grid} blocks in {grid / wave_blocks:.2f} waves of {wave_blocks} "
                    f"({bps}/SM, limited by {limiter}); {target.cache_tier} hit rate {hit:.0%}")
     return CostReport(kernel.name, target.name, time_s, bound, flops, tiers, bps, grid / wave_blocks, explanation,
                       grid=grid, config={c.name: c.value for c in kernel.config}, transcendentals=sfu,
-                      compute_s=compute_s, memory_s=memory_s, notes=list(dict.fromkeys(counts.notes)))
+                      compute_s=compute_s, memory_s=memory_s, notes=notes)
 
