@@ -17,8 +17,8 @@
              max(n x b x work, (n + s - 1) x chain): the fill is latency, not bandwidth (Little's law per SM: b
              blocks keep b (s - 1) iterations of loads in flight). A pipelined gather (T.Parallel at table indices)
              gets one shared buffer (chain of s = 1, the table read a stage ahead); an SM streams at most its fair
-             share of DRAM (SM_SHARE_CAP); registers past 255 per thread spill, and a GEMM on spilled operands
-             waits a DRAM round trip per k step.
+             share of DRAM (SM_SHARE_CAP), 1.5x that through TMA (SM_SHARE_CAP_BULK); registers past 255 per
+             thread spill, and a GEMM on spilled operands waits a DRAM round trip per k step.
     total    full waves x wave time + tail wave time + launch overhead
 
 On a CPU (a target with `core` figures) one thread runs a block's statements one after another: a slot is
@@ -53,6 +53,11 @@ CALIBRATION = Path(__file__).with_name("data") / "calibration.json"
 #: plus the bytes at the fair share); the skinny GEMM 16x4096x4096 in 128x64 tiles on 64 SMs streamed B at 1.0
 #: TB/s. The earlier estimate of 4x (~100 GB/s per H100 SM, Chips and Cheese 2023) predicted such grids 2x too fast
 SM_SHARE_CAP = 1.0
+#: the same for tile copies through Hopper's bulk-copy engine (TMA) rather than per-thread gathers: the skinny GEMM
+#: 16x4096x4096 with 64x256 tiles on 16 SMs streamed B at 48 GB/s per SM, 1.5x the fair share (H200 sweep of
+#: 2026-11-29 16:09, results/h200/cost_sweep_paged_skinny); replaying that sweep with 1.5 instead of 1 took its rho
+#: from 0.87 to 0.89 and APE from 22% to 19% and changed no other H200 case's ranking
+SM_SHARE_CAP_BULK = 1.5
 #: every loaded tensor fits in this fraction of the cache tier -> DRAM sees each byte once
 CACHE_FIT = 0.5
 
@@ -274,9 +279,10 @@ class Timing:
         matrix = unit == "gemm" and dtype in t.matrix_flops
         return t.peak_flops(dtype, matrix) * (e["compute"] if unit == "gemm" else e["vector"]) / t.sms
 
-    def share(self, tier, active: int) -> float:
+    def share(self, tier, active: int, gathered: bool = True) -> float:
         fair = tier.bandwidth / self.target.sms
-        return min(tier.bandwidth / max(active, 1), fair * SM_SHARE_CAP)
+        cap = SM_SHARE_CAP if gathered or not self.target.async_mma_buffers else SM_SHARE_CAP_BULK
+        return min(tier.bandwidth / max(active, 1), fair * cap)
 
     def phase(self, ph: Phase, b: int, active: int) -> tuple[float, float, dict]:
         """(time, compute-only time, {tier: memory-only time}) of one phase for a wave with `b` blocks per SM on
@@ -299,8 +305,9 @@ class Timing:
             c_it += ph.gathers / per * core["gather_cycles"] / (hz * self.eff["loop"])
         cached = (sum(nb for _, nb, _ in ph.loads) + ph.store_bytes) / per
         dram = (sum(nb * miss * self.scale.get(t, 1.0) for t, nb, miss in ph.loads) + ph.store_bytes) / per
-        tiers = {t.global_tier: dram / (self.share(self.dram, active) * self.eff["memory"]),
-                 t.cache_tier: cached / (self.share(self.cache, active) * self.eff["cache"]),
+        gathered_rows = ph.gathers > 0  # cp.async gathers; tile copies go through the bulk-copy engine (TMA)
+        tiers = {t.global_tier: dram / (self.share(self.dram, active, gathered_rows) * self.eff["memory"]),
+                 t.cache_tier: cached / (self.share(self.cache, active, gathered_rows) * self.eff["cache"]),
                  t.shared_tier: ph.shared_bytes / per / (self.shared.bandwidth * self.eff["shared"])}
         m_it = max(tiers.values())
         # stores are posted (a block does not wait for them); a flattened loop issues the next block's loads
