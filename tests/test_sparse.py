@@ -5,8 +5,8 @@ import pytest
 
 from tilec.errors import TilecArgumentError
 from tilec.ops.indexer import lightning_indexer, lightning_indexer_reference, topk_indices
-from tilec.ops.sparse import (heads_per_block, is_leading_columns, sparse_attention, sparse_attention_reference,
-                               sparse_mla_kernel)
+from tilec.ops.sparse import (heads_per_block, is_leading_columns, latent_heads_per_block, sparse_attention,
+                               sparse_attention_reference, sparse_mla_kernel)
 
 RNG = np.random.default_rng(7)
 
@@ -126,6 +126,14 @@ def test_sparse_mla_kernel_prints_one_load_per_gathered_row():
     # row ids clamped by T.min(..., N - 1) are in bounds whatever the data: the gathers carry no mask
     gathers = [line for line in src.splitlines() if "tl.load(KV +" in line]
     assert all("mask" not in line for line in gathers), gathers
+
+
+def test_few_tokens_split_the_heads_of_a_memory_bound_latent_block():
+    assert latent_heads_per_block(16, 64, "triton") == 8  # 64 blocks of 16 heads -> 128 of 8
+    assert latent_heads_per_block(16, 512, "triton") == 16  # the grid is full already
+    assert latent_heads_per_block(128, 8, "triton") == 64  # compute-bound blocks keep their 64 heads
+    assert latent_heads_per_block(12, 4, "triton") == 12  # half of 12 (6) is below the 8-head floor
+    assert latent_heads_per_block(16, 1, "llvm") == 16  # CPU threads take whole blocks
 
 
 def test_heads_per_block_divides_the_group():

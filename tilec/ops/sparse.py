@@ -196,6 +196,24 @@ def heads_per_block(group: int) -> int:
     return max(b for b in range(1, min(group, MAX_BLOCK_H) + 1) if group % b == 0)
 
 
+#: below this many blocks the memory-bound shared-latent kernel (at most 16 heads per block) on the GPU halves its
+#: heads per block, down to 8: twice the blocks read each gathered row twice, through L2, in one launch. H200 (one
+#: run, 2026-11-29 about 16:42 UTC, results/h200/sparse_heads_per_block.json): T=64, 16 heads: 16 heads per block (64
+#: blocks) 0.094 ms, 8 (128 blocks) 0.067 ms, 4 0.25 ms; T=512: 8 heads per block 4.2x slower than 16; T=64, 128
+#: heads (compute-bound): 32 heads per block 1.9x slower than 64.
+FEW_BLOCKS = {"triton": 66, "llvm": 0, "interpreter": 0}
+MIN_LATENT_BLOCK_H = 8
+
+
+def latent_heads_per_block(group: int, tokens_x_kv_heads: int, backend: str) -> int:
+    """heads_per_block, halved while the grid is small (FEW_BLOCKS) and the half still divides the group."""
+    block_h = heads_per_block(group)
+    while (block_h <= 16 and tokens_x_kv_heads * (group // block_h) <= FEW_BLOCKS[backend] and block_h % 2 == 0
+           and block_h // 2 >= MIN_LATENT_BLOCK_H):
+        block_h //= 2
+    return block_h
+
+
 def sparse_attention(q, k, v, indices, *, scale=None, num_splits=None, check=True, target=None, **config):
     """DeepSeek-V3.2 sparse attention. q [T, Hq, Dqk], k [N, Hkv, Dqk], v [N, Hkv, Dv], indices int [T, topk] of key
     rows per query token (-1 = padding, ignored; a row of only -1 yields zeros). Returns o [T, Hq, Dv] of q's
@@ -232,7 +250,8 @@ def sparse_attention(q, k, v, indices, *, scale=None, num_splits=None, check=Tru
     group = hq // hkv
     backend = backend_for(q, target)
     shared_latent = is_leading_columns(v, k)
-    block_h = config.get("block_h", heads_per_block(group))
+    block_h = config.get("block_h") or latent_heads_per_block(group, ntok * hkv, backend) if shared_latent else \
+        config.get("block_h", heads_per_block(group))
     defaults = MLA_CONFIG[backend](block_h) if shared_latent else \
         {"block_n": 64, "block_d": 64, "chunk_stages": CHUNK_STAGES[backend]}
     config = {"group": group, "block_h": block_h, **defaults,
