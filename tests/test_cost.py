@@ -221,3 +221,32 @@ def test_cpu_stages_only_prefetch():
     times = {s: matmul.cost("cpu", M=256, N=256, K=1024, block_m=64, block_n=64, block_k=64, num_stages=s).time_s
              for s in (1, 2, 4)}
     assert times[2] == pytest.approx(times[4])
+
+
+@tilec.kernel
+def halves(X: T.Tensor[("M", "N"), "float32"], Y: T.Tensor[("M", "N"), "float32"], *, block_m: int = 1,
+           block_n: int = 1024):
+    """Two loops over disjoint column halves of the block's rows: the second reads nothing the first did."""
+    with T.Kernel(T.ceildiv(M, block_m)) as bx:
+        x = T.alloc_fragment((block_m, block_n), "float32")
+        for jb in T.serial(T.ceildiv(N, 2 * block_n)):
+            T.copy(X[bx * block_m, jb * block_n], x)
+            T.copy(x, Y[bx * block_m, jb * block_n])
+        for jb in T.serial(T.ceildiv(N, 2 * block_n)):
+            T.copy(X[bx * block_m, N // 2 + jb * block_n], x)
+            T.copy(x, Y[bx * block_m, N // 2 + jb * block_n])
+
+
+def test_a_second_pass_over_a_blocks_own_rows_reads_the_cache_when_they_fit():
+    from tilec.ops.softmax import softmax_kernel
+
+    online = softmax_kernel("float32", True)  # pass 1: max and sum over the row blocks; pass 2: re-read and write
+    dram = get_target("cpu").global_tier
+    m, n = 8192, 16384  # 512 MiB of X: more than any last-level cache, so DRAM sees what the caches miss
+    x_bytes = m * n * 4
+    fits = online.cost("cpu", M=m, N=n, block_m=1, block_n=1024).bytes_by_tier[dram]  # 64 KiB of rows a block
+    spills = online.cost("cpu", M=m, N=n, block_m=64, block_n=1024).bytes_by_tier[dram]  # 4 MiB
+    assert fits == pytest.approx(2 * x_bytes)  # X once, Y once
+    assert spills == pytest.approx(3 * x_bytes)  # X twice
+    # the same tensor read in a later loop, but other tiles of it: no reuse
+    assert halves.cost("cpu", M=m, N=n).bytes_by_tier[dram] == pytest.approx(2 * x_bytes)

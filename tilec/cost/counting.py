@@ -123,8 +123,12 @@ def clipped(origin, extent, size):
 
 # ------------------------------------------------------------------------------------------------ the walk
 class Counting:
-    def __init__(self, kernel: ir.Kernel, wave_blocks: int, assume: dict | None = None):
+    def __init__(self, kernel: ir.Kernel, wave_blocks: int, assume: dict | None = None, reuse_bytes: float = 0.0):
         self.kernel = kernel
+        #: cache a block keeps for itself between its loops (a core's L2; a GPU's L2 over the resident blocks): a
+        #: later loop that copies tiles this block already copied, fitting there, reads them from the cache
+        self.reuse_bytes = reuse_bytes
+        self.copied: dict = {}  # tensor -> (phase, tile origins of block 0, bytes per block) of its first copy loop
         #: values of tensors read in loop bounds that the caller knows ({"CL": 4096}: every context length), as the
         #: op knows them on the host; a table read not named here is taken as large as a static cap allows
         self.assume = dict(assume or {})
@@ -350,9 +354,38 @@ class Counting:
         if src.scope == "global":
             self.block_loads |= not self.loops
             nbytes = self.region_elements(stmt.src, src.shape) * ir.ITEMSIZE[src.dtype]
-            phase.loads.append((src.name, nbytes, self.miss_fraction(stmt.src, src.shape)))
+            miss = 0.0 if self.reread(stmt.src, src.name, nbytes, phase) else self.miss_fraction(stmt.src, src.shape)
+            phase.loads.append((src.name, nbytes, miss))
         if dst.scope == "global":
             phase.store_bytes += self.region_elements(stmt.dst, dst.shape) * ir.ITEMSIZE[dst.dtype]
+
+    def tile_origins(self, region: ir.Region):
+        """The origins block 0 copies `region` from over the enclosing loops, or None where an origin is data."""
+        env = {k: v[:1] for k, v in self.block_linear.items()}
+        names = list(self.loops)
+        for axis, name in enumerate(names):  # each loop variable on its own axis: every combination
+            shape = [1] * len(names)
+            shape[axis] = len(self.loops[name])
+            env[name] = np.asarray(self.loops[name]).reshape(shape)
+        try:
+            cols = [np.asarray(evaluate(self.subst(o), env, opaque_load)) for o in region.origin]
+        except DataDependent:
+            return None
+        full = np.broadcast_shapes(*(c.shape for c in cols)) if cols else ()
+        return frozenset(zip(*(np.broadcast_to(c, full).ravel().tolist() for c in cols)))
+
+    def reread(self, region: ir.Region, name: str, nbytes: float, phase) -> bool:
+        """Whether this copy re-reads tiles the block copied in an earlier loop and kept in its cache share (the
+        second pass of a two-pass softmax over rows that fit), so they come from the cache, not DRAM."""
+        origins = self.tile_origins(region)
+        first = self.copied.get(name)
+        if first is None:
+            if origins is not None:
+                self.copied[name] = (phase, origins, nbytes / max(self.blocks, 1))
+            return False
+        earlier, seen, per_block = first
+        return (earlier is not phase and origins is not None and origins <= seen
+                and per_block <= self.reuse_bytes)
 
     def gemm(self, stmt: ir.Gemm, phase):
         a, b, c = (self.buffers[n] for n in (stmt.a, stmt.b, stmt.c))

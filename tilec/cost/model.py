@@ -387,16 +387,27 @@ def dram_scale(counts: KernelCounts, target: Target) -> dict:
             for t in guessed if guessed[t] > 0}
 
 
+def block_cache_share(target: Target, wave_blocks: int) -> float:
+    """Bytes of its own tiles one block finds again in the cache in a later loop: the part of the cache that fits
+    (CACHE_FIT) of a core's L2 on a CPU (one block per core at a time) or of the GPU's L2 split over the resident
+    blocks, halved because the later loop's own traffic (a two-pass softmax's output tiles, as many bytes as it
+    re-reads) passes through the same cache. The CPU sweep of softmax_online (256 x 16384 fp32, 1 MiB L2 per
+    core): blocks of up to 256 KiB of rows ran 2.4-3.2 ms, of 512 KiB 3.1-3.7, of 1 MiB 3.1-4.6."""
+    if target.core:
+        return CACHE_FIT * target.memory[target.shared_tier].capacity / 2
+    return CACHE_FIT * target.memory[target.cache_tier].capacity / max(wave_blocks, 1) / 2
+
+
 # ------------------------------------------------------------------------------------------------ predict
 _COUNTS: dict = {}  # id(kernel) -> (kernel, wave blocks, counts): a calibration fit re-times the same kernels
 
 
-def _counts(kernel: ir.Kernel, wave_blocks: int, assume: dict | None = None) -> KernelCounts:
-    key = (wave_blocks, tuple(sorted((assume or {}).items())))
+def _counts(kernel: ir.Kernel, wave_blocks: int, assume: dict | None = None, reuse_bytes: float = 0.0) -> KernelCounts:
+    key = (wave_blocks, tuple(sorted((assume or {}).items())), reuse_bytes)
     hit = _COUNTS.get(id(kernel))
     if hit is not None and hit[0] is kernel and hit[1] == key:
         return hit[2]
-    counts = Counting(kernel, wave_blocks, assume).run()
+    counts = Counting(kernel, wave_blocks, assume, reuse_bytes).run()
     if len(_COUNTS) >= 4096:
         _COUNTS.clear()
     _COUNTS[id(kernel)] = (kernel, key, counts)  # holding the kernel keeps its id from being reused
@@ -417,7 +428,7 @@ def predict(kernel: ir.Kernel, target="h100", assume: dict | None = None) -> Cos
     if how.persistent:
         bps, limiter = 1, "the persistent grid (one program per SM)"
     wave_blocks = target.sms * bps
-    counts = _counts(kernel, wave_blocks, assume)
+    counts = _counts(kernel, wave_blocks, assume, block_cache_share(target, wave_blocks))
     scale = dram_scale(counts, target)
     # blocks of uneven length (the last split of a split-KV decode): a wave lasts as long as its longest block, and
     # the shorter blocks free their slots early for the next ones, so the grid runs as if it had grid x mean / max
