@@ -56,7 +56,7 @@ def sparse_attention_kernel(dtype: str):
                              O: T.Tensor[("S", "H", "DV"), dtype], *, group: int = 1, block_h: int = 1,
                              block_n: int = 64, block_d: int = 64, scale: float = 1.0, num_stages: int = 1,
                              chunk_stages: int = 1):
-        """O = softmax(Q K[idx]^T * scale) V[idx] per token, (base-2 logits: the scale is folded with log2(e))."""
+        """O = softmax(Q K[idx]^T * scale) V[idx] per token (base-2 logits: the scale is folded with log2(e))."""
         # block_h divides group, so a block's heads never straddle two kv heads
         with T.Kernel(S, HK * (group // block_h)) as (t, hb):
             hk = hb // (group // block_h)
@@ -221,8 +221,8 @@ def sparse_attention(q, k, v, indices, *, scale=None, num_splits=None, check=Tru
     interpreter). `scale` defaults to 1/sqrt(Dqk). `check=False` skips the host-side index range check (unsafe:
     an index >= N reads outside k and v). When v is a view of k's first Dv columns (MLA: `v = kv[..., :512]`) each
     gathered row is read once, for both K and V; then, when tokens are too few to fill the machine, the top-k is
-    split over `num_splits` blocks per token (None picks, 1 never splits) and the splits merged. Extra keywords (block_n, block_h; block_d and chunk_stages for
-    separate K and V) override the tile config."""
+    split over `num_splits` blocks per token (None picks, 1 never splits) and the splits merged. Extra keywords
+    (block_n, block_h; block_d and chunk_stages for separate K and V) override the tile config."""
     for name, x, rank in (("q", q, 3), ("k", k, 3), ("v", v, 3)):
         _host.check_array(OP, name, x, rank, _host.FLOAT_DTYPES)
     _host.check_array(OP, "indices", indices, 2)
@@ -250,8 +250,10 @@ def sparse_attention(q, k, v, indices, *, scale=None, num_splits=None, check=Tru
     group = hq // hkv
     backend = backend_for(q, target)
     shared_latent = is_leading_columns(v, k)
-    block_h = config.get("block_h") or latent_heads_per_block(group, ntok * hkv, backend) if shared_latent else \
-        config.get("block_h", heads_per_block(group))
+    if "block_h" in config:
+        block_h = config["block_h"]
+    else:
+        block_h = latent_heads_per_block(group, ntok * hkv, backend) if shared_latent else heads_per_block(group)
     defaults = MLA_CONFIG[backend](block_h) if shared_latent else \
         {"block_n": 64, "block_d": 64, "chunk_stages": CHUNK_STAGES[backend]}
     config = {"group": group, "block_h": block_h, **defaults,
