@@ -340,6 +340,7 @@ def test_launcher_runs_every_block_once(monkeypatch, blocks, threads, chunks_per
 
     monkeypatch.setattr(settings, "num_threads", threads)
     monkeypatch.setattr(jit, "CHUNKS_PER_THREAD", chunks_per_thread)
+    monkeypatch.setattr(jit, "INLINE_BELOW_S", 0.0)  # tiny grids would otherwise run inline from the second call
     out = np.zeros(blocks, np.float32)
     run = build(count_blocks, {"N": blocks})
     for _ in range(2):  # a second call takes chunks from a fresh counter
@@ -349,9 +350,10 @@ def test_launcher_runs_every_block_once(monkeypatch, blocks, threads, chunks_per
 
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
                     reason="needs Linux thread affinity and two CPUs")
-def test_launcher_keeps_workers_off_the_callers_cpu():
+def test_launcher_keeps_workers_off_the_callers_cpu(monkeypatch):
     from tilec.lowering.llvm import jit
 
+    monkeypatch.setattr(jit, "INLINE_BELOW_S", 0.0)
     out = np.zeros(64, np.float32)
     build(count_blocks, {"N": 64})(out)
     build(count_blocks, {"N": 64})(out)  # the pool's worker registered itself during the first call
@@ -360,3 +362,20 @@ def test_launcher_keeps_workers_off_the_callers_cpu():
     for tid in jit._worker_tids[:pinned]:  # a worker the pool starts later is pinned on the next call
         assert os.sched_getaffinity(tid) == os.sched_getaffinity(0) - {cpu}
     np.testing.assert_array_equal(out, np.full(64, 2.0, np.float32))
+
+
+def test_a_grid_that_takes_microseconds_runs_on_the_callers_thread(monkeypatch):
+    """Handing a tiny grid to the pool costs more than the grid: after a first (pooled) run measured its core time
+    below INLINE_BELOW_S, the launcher runs it inline, and still runs every block."""
+    from tilec.lowering.llvm import jit
+
+    submitted = []
+    real_pool = jit.worker_pool
+    monkeypatch.setattr(jit, "worker_pool", lambda n: submitted.append(n) or real_pool(n))
+    monkeypatch.setattr(jit, "INLINE_BELOW_S", 1.0)  # any run of this grid is "small"
+    out = np.zeros(8, np.float32)
+    run = build(count_blocks, {"N": 8})
+    for _ in range(3):
+        run(out)
+    assert run.core_s is not None and len(submitted) == 1  # only the first, unmeasured call used the pool
+    np.testing.assert_array_equal(out, np.full(8, 3.0, np.float32))

@@ -6,6 +6,7 @@ import functools
 import itertools
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from math import prod
 
@@ -113,6 +114,10 @@ def keep_workers_off_caller_cpu():
 #: chunks of blocks per thread: small enough to even out unequal cores, large enough that the per-chunk call
 #: (a few microseconds) stays negligible
 CHUNKS_PER_THREAD = 8
+#: a grid whose last run took less core time than this runs on the caller's thread alone: handing chunks to the
+#: pool (queue put, waking a worker, waiting for its result) costs more than it saves. 2-core Zen 4 VM, 2026-11-29:
+#: ops.kv_gather of 4 pages took 77 us a call through the pool against 6 us for a one-block kernel
+INLINE_BELOW_S = 100e-6
 
 
 class Launcher:
@@ -130,6 +135,7 @@ class Launcher:
         self.object_size = len(obj)
         self._scratch: list = []
         self._lock = threading.Lock()
+        self.core_s = None  # core time of the last run (all threads): a small grid's next run stays inline
 
     def scratch(self, count: int) -> list:
         while len(self._scratch) < count:
@@ -143,10 +149,14 @@ class Launcher:
             raise TilecArgumentError(f"{self.kernel_name} takes {self.num_params} tensors, got {len(arrays)}")
         ptrs = [a.__array_interface__["data"][0] for a in arrays]
         threads = max(1, min(settings.num_threads, self.num_blocks))
+        if self.core_s is not None and self.core_s < INLINE_BELOW_S:
+            threads = 1
         with self._lock:
             scratch = self.scratch(threads)
+            start = time.perf_counter()
             if threads == 1:
                 self.cfunc(*ptrs, 0, self.num_blocks, scratch[0])
+                self.core_s = time.perf_counter() - start
                 return
             # Threads take chunks of blocks from a shared counter instead of one fixed slice each: on cores shared
             # with other processes (or another library's spinning threads) a static split waits for the slowest.
@@ -164,6 +174,8 @@ class Launcher:
             keep_workers_off_caller_cpu()
             futures = [pool.submit(work, scratch[t]) for t in range(1, threads)]
             work(scratch[0])  # the caller's thread works too
+            # its own share of the work, times the threads: the core time, without the wait for the workers
+            self.core_s = (time.perf_counter() - start) * threads
             for f in futures:
                 f.result()
 
