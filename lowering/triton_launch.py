@@ -24,10 +24,10 @@ EIGHT_WARPS_FROM = 128 * 128
 #: programs a persistent kernel gets under the interpreter, which runs them one after another: a few exercise the
 #: striding over blocks as well as an SM's worth would
 INTERPRETER_PROGRAMS = 3
-TMA_ALIGN = 16  # bytes: a tensor descriptor's base address (CUDA Driver API, cuTensorMapEncodeTiled)
+#: bytes. A tensor descriptor's base address must be 16-byte aligned (CUDA Driver API, cuTensorMapEncodeTiled), and
 #: Triton specialises pointer arguments on 16-byte alignment (triton/runtime/jit.py, specialize_impl): a kernel it
 #: compiled for aligned tensors may be relaunched directly only for aligned ones
-SPECIALIZE_ALIGN = 16
+TMA_ALIGN = 16
 #: TRITON_INTERPRET values that leave Triton in GPU mode: a GPU launch then needs no interpret_mode toggling
 INTERPRET_OFF = ("0", "", "false", "False", "off", "no")
 environ = os.environ
@@ -122,18 +122,13 @@ def sm_count(device_index: int) -> int:
     return torch.cuda.get_device_properties(device_index).multi_processor_count
 
 
-def current_device() -> int:
-    from triton.runtime.driver import driver
-
-    return driver.active.get_current_device()
-
-
 def direct_launch(made, grid: tuple, constexprs: tuple):
     """A launcher for the kernel Triton compiled on a first call (`made`, what JITFunction.run returns) that does
     only what that run does after its cache lookup: stream, launch metadata, the compiled kernel's own launcher.
     Skipped per call: binding and specialising every argument and hashing the cache key (about 15 us of host time
-    a launch). Only valid for arguments of the same specialisation: tensors, all 16-byte aligned, on the same
-    device; the caller checks that. None when this Triton lacks the pieces (then every call takes JITFunction.run)."""
+    a launch). Only valid for arguments of the same specialisation, tensors all 16-byte aligned (the caller checks);
+    `relaunch(*tensors)` launches and returns True when the current device is the one it was compiled on, else
+    returns False. None when this Triton lacks the pieces (then every call takes JITFunction.run)."""
     try:
         from triton import knobs
         from triton.runtime.driver import driver
@@ -141,15 +136,20 @@ def direct_launch(made, grid: tuple, constexprs: tuple):
         function, packed = made.function, made.packed_metadata
         stream_of, device_of = driver.active.get_current_stream, driver.active.get_current_device
         hooks = knobs.runtime
+        compiled_on = device_of()
     except Exception:  # noqa: BLE001 - an older or newer Triton: the checked launch path still works
         return None
     g0, g1, g2 = (tuple(grid) + (1, 1))[:3]
 
-    def relaunch(*tensors):
-        stream = stream_of(device_of())
+    def relaunch(*tensors) -> bool:
+        device = device_of()
+        if device != compiled_on:
+            return False
+        stream = stream_of(device)
         args = (*tensors, *constexprs)
         made.run(g0, g1, g2, stream, function, packed, made.launch_metadata(grid, stream, *args),
                  hooks.launch_enter_hook, hooks.launch_exit_hook, *args)
+        return True
 
     return relaunch
 
@@ -240,21 +240,15 @@ def load(source: str, kernel: ir.Kernel, num_warps: int | None = None, num_ctas:
 
         compiled = function(False, True)
         constexprs = tuple(extra.values())  # NUM_SMS, the last parameter of a persistent kernel
-        direct: list = []  # [(device, relaunch)] once Triton has compiled the aligned variant
+        direct: list = []  # [relaunch] once Triton has compiled the aligned variant
 
         def run(*tensors):
-            aligned = all(t.data_ptr() % SPECIALIZE_ALIGN == 0 for t in tensors)
-            if direct and aligned and direct[0][0] == current_device():
-                if uses_tma:
-                    use_torch_allocator()  # per call: Triton's allocator is a context variable
-                direct[0][1](*tensors)
+            aligned = all(t.data_ptr() % TMA_ALIGN == 0 for t in tensors)
+            if uses_tma and aligned:
+                use_torch_allocator()  # per call: Triton's allocator is a context variable
+            if direct and aligned and direct[0](*tensors):
                 return
-            fn = compiled
-            if uses_tma:
-                if all(t.data_ptr() % TMA_ALIGN == 0 for t in tensors):
-                    use_torch_allocator()
-                else:
-                    fn = function(False, False)
+            fn = compiled if aligned or not uses_tma else function(False, False)
             try:
                 if environ.get("TRITON_INTERPRET", "0") in INTERPRET_OFF:
                     made = fn.run(*tensors, grid=launch, warmup=False, **options)  # what fn[launch](...) calls
@@ -265,10 +259,10 @@ def load(source: str, kernel: ir.Kernel, num_warps: int | None = None, num_ctas:
                 if type(exc).__name__ == "OutOfResources":  # Triton's; its layouts can need more than ours counted
                     raise out_of_resources(kernel, exc) from None
                 raise
-            if aligned and fn is compiled and not direct:
+            if aligned and not direct:
                 relaunch = direct_launch(made, launch, constexprs)
                 if relaunch is not None:
-                    direct.append((current_device(), relaunch))
+                    direct.append(relaunch)
 
         run.jit_function, run.grid, run.options = compiled, launch, options  # for a bare Triton launch to compare
         return run

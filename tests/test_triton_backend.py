@@ -446,3 +446,29 @@ def test_triton_out_of_resources_becomes_a_resource_error_naming_the_kernel():
     assert isinstance(err, TilecResourceError)
     assert "matmul" in str(err) and "M=64" in str(err) and "Required: 262168" in str(err)
     assert "num_stages" in str(err)
+
+
+def test_direct_relaunch_passes_what_jit_run_passes_and_only_on_its_device(monkeypatch):
+    """The relaunch after a first call hands Triton's compiled kernel the same arguments JITFunction.run would
+    (grid, stream, function, metadata, hooks, tensors then constexprs) and declines on another device."""
+    import types
+
+    import triton.runtime.driver  # noqa: F401  (the module; the package attribute of that name is its DriverConfig)
+
+    from tilec.lowering.triton_launch import direct_launch
+
+    driver_module = sys.modules["triton.runtime.driver"]
+
+    device = [0]
+    monkeypatch.setattr(driver_module, "driver", types.SimpleNamespace(active=types.SimpleNamespace(
+        get_current_device=lambda: device[0], get_current_stream=lambda d: 1000 + d)))
+    calls = []
+    made = types.SimpleNamespace(function="fn", packed_metadata="meta", run=lambda *a: calls.append(a),
+                                 launch_metadata=lambda grid, stream, *args: ("lm", grid, stream))
+    relaunch = direct_launch(made, (7,), (132,))
+    assert relaunch("x", "y") is True
+    (g0, g1, g2, stream, fn, meta, lm, _enter, _exit, *args), = calls
+    assert (g0, g1, g2, stream, fn, meta, lm, args) == (7, 1, 1, 1000, "fn", "meta", ("lm", (7,), 1000),
+                                                        ["x", "y", 132])
+    device[0] = 1
+    assert relaunch("x", "y") is False and len(calls) == 1

@@ -149,17 +149,13 @@ def register_tiles(kernel: ir.Kernel, target: Target) -> tuple[int, int]:
     # straight into the shared buffer: no registers (ptxas, Triton 3.9, sm_90, paged split kernel at 8 pages per
     # step: 198 registers at 1 stage, 125-128 at 2-4)
     filled -= {s.buffer for loop in ir.walk_stmts(kernel.body)
-               if isinstance(loop, ir.For) and loop.kind == "pipelined" and _stages(loop) > 1
+               if isinstance(loop, ir.For) and loop.kind == "pipelined" and int(loop.num_stages.value) > 1
                for s in ir.walk_stmts(loop.body) if isinstance(s, ir.Store)}
     frag = through = 0
     for name, buf in kernel.buffers().items():
         if buf.scope not in ("shared", "fragment", "local"):
             continue
-        try:
-            shape = pad.tile_shape(name) if buf.scope != "local" else [int(d.value) for d in buf.shape]
-        except (KeyError, AssertionError):
-            shape = [int(d.value) for d in buf.shape]
-        nbytes = math.prod(shape) * ir.ITEMSIZE[buf.dtype]
+        nbytes = padded_bytes(pad, name, buf)
         if buf.scope != "shared":
             frag += nbytes
         elif name in filled:
@@ -183,24 +179,19 @@ def spills(kernel: ir.Kernel, target: Target, threads: int) -> bool:
 
     frag, through = register_tiles(kernel, target)
     pad, buffers = Padding(kernel), kernel.buffers()
-    copies = 0
-    for g in (s for s in ir.walk_stmts(kernel.body) if isinstance(s, ir.Gemm)):
-        for name in (g.a, g.b):
-            buf = buffers[name]
-            if buf.scope == "fragment":
-                try:
-                    shape = pad.tile_shape(name)
-                except (KeyError, AssertionError):
-                    shape = [int(d.value) for d in buf.shape]
-                copies += math.prod(shape) * ir.ITEMSIZE[buf.dtype]
+    copies = sum(padded_bytes(pad, name, buffers[name]) for g in ir.walk_stmts(kernel.body)
+                 if isinstance(g, ir.Gemm) for name in (g.a, g.b) if buffers[name].scope == "fragment")
     return (frag + copies + through) / 4 / threads + 32 > MAX_REGS_PER_THREAD
 
 
-def _stages(loop: ir.For) -> int:
+def padded_bytes(pad, name: str, buf: ir.Buffer) -> int:
+    """A tile's bytes as the Triton backend lays it out (Padding); a local scalar or a tile the padding does not
+    know keeps the IR's shape."""
     try:
-        return int(loop.num_stages.value)
-    except (AttributeError, TypeError, ValueError):
-        return 1
+        shape = pad.tile_shape(name) if buf.scope != "local" else [int(d.value) for d in buf.shape]
+    except (KeyError, AssertionError):
+        shape = [int(d.value) for d in buf.shape]
+    return math.prod(shape) * ir.ITEMSIZE[buf.dtype]
 
 
 def occupancy(counts: KernelCounts, target: Target, eff: dict, threads: int = 0, through: int = 0,

@@ -11,6 +11,17 @@ FLOAT_DTYPES = ("float16", "bfloat16", "float32")
 DENSE_DTYPES = FLOAT_DTYPES + ("float64",)  # gemm and softmax also take float64
 
 
+def cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def even_part(size: int, block: int, quantum: int) -> int:
+    """The part size when `size` is split evenly into parts of at most `block`, rounded up to a multiple of
+    `quantum` (300 rows in blocks of <= 256 by 16: two parts of 160, not 256 + 44)."""
+    size = max(size, 1)
+    return cdiv(cdiv(size, cdiv(size, block)), quantum) * quantum
+
+
 def is_torch(x) -> bool:
     return type(x).__module__.startswith("torch")
 

@@ -13,7 +13,8 @@ import tilec.language as T
 
 from ..errors import TilecArgumentError
 from ..settings import settings
-from ._host import DENSE_DTYPES, array_dtype, backend_for, canonical_dtype, contiguous, empty, is_torch
+from ._host import (DENSE_DTYPES, array_dtype, backend_for, canonical_dtype, cdiv, contiguous, empty, even_part,
+                    is_torch)
 
 #: default block sizes per place the kernel runs: "triton" is a CUDA GPU (128x128x64 tiles, 3 stages: fp32 operand
 #: tiles take 192 KiB of the H100's 227 KiB shared memory per block, see tilec.cost.targets); "interpreter" is
@@ -37,18 +38,12 @@ def fit_cpu_blocks(config: dict, m: int, n: int, threads: int) -> dict:
     """The CPU's default block_m/block_n fitted to an (m, n) output: each dim split evenly into parts no larger than
     the default (M=300 takes two 160-row blocks, not two of 256 that are 41% padding), then halved until there are
     two blocks per thread where the matrix allows (a 256x256 output would otherwise run on one core)."""
-    def cdiv(x, y):
-        return -(-x // y)
-
-    def even(size, block, quantum):  # the part size of `size` split evenly into parts <= block, rounded up
-        return cdiv(cdiv(size, cdiv(size, block)), quantum) * quantum
-
-    bm, bn = even(m, config["block_m"], 16), even(n, config["block_n"], 32)
+    bm, bn = even_part(m, config["block_m"], 16), even_part(n, config["block_n"], 32)
     while cdiv(m, bm) * cdiv(n, bn) < 2 * threads:
         if bm >= bn and bm > 16:
-            bm = even(bm, bm // 2, 16)
+            bm = even_part(bm, bm // 2, 16)
         elif bn > 32:
-            bn = even(bn, bn // 2, 32)
+            bn = even_part(bn, bn // 2, 32)
         else:
             break
     return {**config, "block_m": bm, "block_n": bn}

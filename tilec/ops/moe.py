@@ -16,7 +16,7 @@ import tilec.language as T
 
 from ..settings import settings
 from . import _host
-from ._host import backend_for
+from ._host import backend_for, cdiv, even_part
 
 
 @functools.cache
@@ -165,16 +165,10 @@ def cpu_config(m: int, experts: int, n: int, k: int) -> dict:
     2026-11-29: E16 x 64 rows: 64x512x128 x1 7.7 ms, 64x128x64 x2 (the old tiles) 9.1, NumPy 9.0;
     E64 x 16 rows: 16x512x128 13.1, 32x.. 17.7, 64x.. 27.8, old 29.5, NumPy 16.3; E8 x 256 rows: 128x512x128
     15.2, 64x.. 17.7, 256x.. 17.1, old 18.3."""
-    def cdiv(a, b):
-        return -(-a // b)
-
-    def even(size, block, quantum):  # `size` split evenly into parts <= block, each rounded up to `quantum`
-        return cdiv(cdiv(max(size, 1), cdiv(max(size, 1), block)), quantum) * quantum
-
     bm = min(128, cdiv(cdiv(m, max(experts, 1)), 16) * 16)
-    bn, bk = even(n, 512, 32), even(k, 128, 16)
+    bn, bk = even_part(n, 512, 32), even_part(k, 128, 16)
     while cdiv(m, bm) * cdiv(n, bn) < 2 * settings.num_threads and bn > 32:  # a block per thread, and some slack
-        bn = even(n, bn // 2, 32)
+        bn = even_part(n, bn // 2, 32)
     return {"block_m": bm, "block_n": bn, "block_k": bk, "num_stages": 1}
 
 

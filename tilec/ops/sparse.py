@@ -23,11 +23,11 @@ import tilec.language as T
 
 from . import _host
 from ._host import backend_for
+from .attention import LOG2E
 from .online_softmax import online_softmax_update
 from .paged import paged_reduce_kernel, pick_num_splits
 
 OP = "sparse_attention"
-LOG2E = 1.0 / math.log(2.0)
 MAX_BLOCK_H = 64  # heads per block: 64 x 512 fp32 accumulators are FlashMLA's tile too
 #: pipeline depth of the head-dim chunk loop (gathered K rows and Q chunks in flight). Measured on an H200 (MLA
 #: shape, bf16, T=512, topk 2048, 2026-11-29): 3 stages 3980 GB/s at Hq=16 and 219 TFLOP/s at Hq=128, against
