@@ -58,6 +58,23 @@ def test_flash_scale_and_tiles():
     np.testing.assert_allclose(out, attention_ref(q, k, v, scale=0.3), atol=2e-5, rtol=2e-5)
 
 
+@pytest.mark.parametrize("target", ["llvm", "triton"])
+@pytest.mark.parametrize("scale", [-0.4, 0.0])
+def test_attention_negative_and_zero_scale(target, scale):
+    # the online softmax scales the raw row max, which is only right for scale >= 0: the hosts negate q for a
+    # negative scale; scale 0 is uniform attention over the visible keys
+    torch = pytest.importorskip("torch") if target == "triton" else None
+    q, k, v = randn((1, 2, 19, 32), "float32"), randn((1, 2, 23, 32), "float32"), randn((1, 2, 23, 32), "float32")
+    wrap = (lambda x: torch.from_numpy(x)) if torch else (lambda x: x)
+    out = flash_attention(wrap(q), wrap(k), wrap(v), causal=True, scale=scale, target=target)
+    out = out.numpy() if torch else out
+    np.testing.assert_allclose(out, attention_ref(q, k, v, causal=True, scale=scale), atol=2e-5, rtol=2e-5)
+    pq, kc, vc, table, lens = paged_cache(3, 4, 2, 32, 20, 5, [13, 1, 40])
+    out = paged_attention(*(wrap(x) for x in (pq, kc, vc, table, lens)), num_splits=2, scale=scale, target=target)
+    out = out.numpy() if torch else out
+    np.testing.assert_allclose(out, paged_ref(pq, kc, vc, table, lens, scale=scale), atol=2e-5, rtol=2e-5)
+
+
 def test_flash_no_keys_is_zeros():
     q = randn((1, 2, 3, 64), "float32")
     kv = np.zeros((1, 1, 0, 64), np.float32)

@@ -51,6 +51,16 @@ def test_rows_of_only_padding_give_zeros_and_scale_is_used():
     np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("shared_latent", [False, True])
+def test_sparse_negative_scale(shared_latent):
+    # a negative scale reaches the kernels as -q with -scale (their online softmax scales the raw row max)
+    q, k, v, idx = attention_inputs(3, 4, 1, 24, 16, 29, 21)
+    if shared_latent:
+        v = k[:, :, :16]
+    out = sparse_attention(q, k, v, idx, scale=-0.3, block_n=16)
+    np.testing.assert_allclose(out, sparse_attention_reference(q, k, v, idx, scale=-0.3), rtol=1e-4, atol=1e-5)
+
+
 def test_sparse_attention_fp16_llvm():
     q, k, v, idx = attention_inputs(3, 4, 1, 64, 32, 50, 40, dtype=np.float16)
     out = sparse_attention(q, k, v, idx)

@@ -9,6 +9,7 @@ from ..settings import settings
 
 FLOAT_DTYPES = ("float16", "bfloat16", "float32")
 DENSE_DTYPES = FLOAT_DTYPES + ("float64",)  # gemm and softmax also take float64
+SMALLEST_NORMAL_FP32 = float(np.finfo(np.float32).tiny)
 
 
 def cdiv(a: int, b: int) -> int:
@@ -20,6 +21,16 @@ def even_part(size: int, block: int, quantum: int) -> int:
     `quantum` (300 rows in blocks of <= 256 by 16: two parts of 160, not 256 + 44)."""
     size = max(size, 1)
     return cdiv(cdiv(size, cdiv(size, block)), quantum) * quantum
+
+
+def softmax_scale(q, scale: float | None, head_dim: int):
+    """(q, scale) for the attention kernels, whose online softmax wants scale > 0 (it scales the raw row max, and
+    a masked logit -inf times 0 would be NaN): scale defaults to 1/sqrt(head_dim), a negative one is applied as -q
+    with -scale (the same logits), and 0 as the smallest normal float32, which leaves every logit 0 to fp32
+    precision (uniform attention, as asked)."""
+    scale = 1.0 / head_dim ** 0.5 if scale is None else float(scale)
+    q, scale = (q, scale) if scale >= 0 else (-q, -scale)
+    return q, max(scale, SMALLEST_NORMAL_FP32)
 
 
 def is_torch(x) -> bool:

@@ -15,7 +15,7 @@ import tilec
 import tilec.language as T
 
 from ..errors import TilecArgumentError
-from ._host import array_dtype, backend_for, contiguous, empty, is_torch
+from ._host import array_dtype, backend_for, contiguous, empty, is_torch, softmax_scale
 from .online_softmax import online_softmax_update
 
 OP = "flash_attention"
@@ -50,7 +50,9 @@ def flash_attention_kernel(dtype: str):
         """O = softmax(Q K^T * scale) V with scale_log2 = scale * log2(e)."""
         with T.Kernel(T.ceildiv(SQ, block_m), HQ, B) as (bx, h, b):
             hk = h // (HQ // HKV)
-            row0 = bx * block_m
+            # causal blocks further down have more keys to see: launch those first, so that the grid's last
+            # wave is made of the short blocks
+            row0 = (T.ceildiv(SQ, block_m) - 1 - bx if causal else bx) * block_m
             q = T.alloc_shared((block_m, D), dtype)
             kt = T.alloc_shared((block_n, D), dtype)
             vt = T.alloc_shared((block_n, D), dtype)
@@ -78,9 +80,8 @@ def flash_attention_kernel(dtype: str):
                 T.copy(V[b, hk, kb * block_n, 0], vt)
                 T.clear(s)
                 T.gemm(q, kt, s, transpose_b=True)
-                for i, j in T.Parallel(block_m, block_n):
-                    s[i, j] = s[i, j] * scale_log2
-                online_softmax_update(s, p, vt, acc, m, l, m_prev, m_safe, alpha, row_sum, block_m, block_n, D)
+                online_softmax_update(s, p, vt, acc, m, l, m_prev, m_safe, alpha, row_sum, block_m, block_n, D,
+                                      scale_log2)
             for kb in T.Pipelined(num_full, num_kv, num_stages=num_stages):
                 T.copy(K[b, hk, kb * block_n, 0], kt)
                 T.copy(V[b, hk, kb * block_n, 0], vt)
@@ -89,8 +90,9 @@ def flash_attention_kernel(dtype: str):
                 for i, j in T.Parallel(block_m, block_n):
                     # keys past SKV (zero padding) and, when causal, keys after the row's diagonal -> -inf
                     limit = T.min(SKV, row0 + i + 1 + SKV - SQ) if causal else SKV
-                    s[i, j] = T.where(kb * block_n + j < limit, s[i, j] * scale_log2, -T.infinity("float32"))
-                online_softmax_update(s, p, vt, acc, m, l, m_prev, m_safe, alpha, row_sum, block_m, block_n, D)
+                    s[i, j] = T.where(kb * block_n + j < limit, s[i, j], -T.infinity("float32"))
+                online_softmax_update(s, p, vt, acc, m, l, m_prev, m_safe, alpha, row_sum, block_m, block_n, D,
+                                      scale_log2)
             for i, d in T.Parallel(block_m, D):
                 # l >= 1 once a key was seen (the max term adds 2^0); l = 0 means no key and acc = 0
                 acc[i, d] = acc[i, d] / T.max(l[i], 1.0)
@@ -107,7 +109,7 @@ def flash_attention(q, k, v, *, causal: bool = False, scale: float | None = None
     dtype = check_attention_inputs(q, k, v)
     batch, hq, sq, d = q.shape
     skv = k.shape[2]
-    scale = 1.0 / math.sqrt(d) if scale is None else float(scale)
+    q, scale = softmax_scale(q, scale, d)
     out = empty(q, tuple(q.shape), dtype)
     if batch * hq * sq * d == 0:
         return out

@@ -87,9 +87,9 @@ def paged_decode_kernel(dtype: str):
                 T.clear(s)
                 T.gemm(q, kt, s, transpose_b=True)
                 for i, t in T.Parallel(group, BS * pages_per_iter):
-                    s[i, t] = T.where(j * pages_per_iter * BS + t < ctx, s[i, t] * scale_log2, -T.infinity("float32"))
+                    s[i, t] = T.where(j * pages_per_iter * BS + t < ctx, s[i, t], -T.infinity("float32"))
                 online_softmax_update(s, p, vt, acc, m, l, m_prev, m_safe, alpha, row_sum, group, BS * pages_per_iter,
-                                      D)
+                                      D, scale_log2)
             for i, d in T.Parallel(group, D):
                 # l >= 1 once a key was seen (the max term adds 2^0); l = 0 means no key and acc = 0
                 acc[i, d] = acc[i, d] / T.max(l[i], 1.0)
@@ -143,9 +143,9 @@ def paged_split_kernel(dtype: str):
                 T.gemm(q, kt, s, transpose_b=True)
                 for i, t in T.Parallel(group, BS * pages_per_iter):
                     tok = (first + j * pages_per_iter) * BS + t
-                    s[i, t] = T.where(tok < T.min(ctx, end * BS), s[i, t] * scale_log2, -T.infinity("float32"))
+                    s[i, t] = T.where(tok < T.min(ctx, end * BS), s[i, t], -T.infinity("float32"))
                 online_softmax_update(s, p, vt, acc, m, l, m_prev, m_safe, alpha, row_sum, group, BS * pages_per_iter,
-                                      D)
+                                      D, scale_log2)
             T.copy(m, Mp[sq, hk * group:hk * group + group, sp])
             T.copy(l, Lp[sq, hk * group:hk * group + group, sp])
             T.copy(acc, Ap[sq, sp, hk * group, 0])
@@ -213,7 +213,7 @@ def paged_attention(q, k_cache, v_cache, block_table, context_lens, *, scale: fl
     if nseq * hq * d == 0 or longest <= 0:
         return _host.zeros(q, (nseq, hq, d), dtype)
     out = _host.empty(q, (nseq, hq, d), dtype)  # every row is written (a length-0 sequence as zeros)
-    scale = 1.0 / math.sqrt(d) if scale is None else float(scale)
+    q, scale = _host.softmax_scale(q, scale, d)
     group = hq // hkv
     q, k_cache, v_cache = (_host.contiguous(x) for x in (q, k_cache, v_cache))
     table, lens_dev = _host.as_int32(OP, "block_table", block_table), _host.as_int32(OP, "context_lens", context_lens)

@@ -87,10 +87,11 @@ def sparse_attention_kernel(dtype: str):
                         kt[j, d] = K[T.max(ids[j], 0), hk, T.min(c * block_d + d, D - 1)]
                     T.gemm(q, kt, s, transpose_b=True)
                 for i, j in T.Parallel(block_h, block_n):
-                    s[i, j] = T.where(ids[j] >= 0, s[i, j] * (scale * LOG2E), -T.infinity("float32"))
+                    s[i, j] = T.where(ids[j] >= 0, s[i, j], -T.infinity("float32"))
                 for j, d in T.Parallel(block_n, DV):
                     vt[j, d] = V[T.max(ids[j], 0), hk, d]
-                online_softmax_update(s, p, vt, acc, m, l, m_prev, m_safe, alpha, row_sum, block_h, block_n, DV)
+                online_softmax_update(s, p, vt, acc, m, l, m_prev, m_safe, alpha, row_sum, block_h, block_n, DV,
+                                      scale * LOG2E)
             for i, d in T.Parallel(block_h, DV):
                 # l >= 1 once a row saw a valid key (its max adds 2^0); a row of only -1 has acc = 0, l = 0
                 acc[i, d] = acc[i, d] / T.max(l[i], 1.0)
@@ -129,8 +130,9 @@ def attend_latent_rows(Q, KV, Idx, t, hk, h0, first, count, acc, m, l, n, d, dv,
         T.gemm(q_latent, k_latent, s, transpose_b=True)
         T.gemm(q_rope, k_rope, s, transpose_b=True)
         for i, j in T.Parallel(block_h, block_n):
-            s[i, j] = T.where(ids[j] >= 0, s[i, j] * (scale * LOG2E), -T.infinity("float32"))
-        online_softmax_update(s, p, k_latent, acc, m, l, m_prev, m_safe, alpha, row_sum, block_h, block_n, dv)
+            s[i, j] = T.where(ids[j] >= 0, s[i, j], -T.infinity("float32"))
+        online_softmax_update(s, p, k_latent, acc, m, l, m_prev, m_safe, alpha, row_sum, block_h, block_n, dv,
+                              scale * LOG2E)
 
 
 @functools.cache
@@ -244,6 +246,7 @@ def sparse_attention(q, k, v, indices, *, scale=None, num_splits=None, check=Tru
     if check:
         _host.check_index_range(OP, "indices", _host.host_numpy(indices), -1, n, "a key row (or -1 for padding)")
     dtype = _host.dtype_name(q)
+    q, scale = _host.softmax_scale(q, scale, dqk)
     if ntok == 0 or indices.shape[1] == 0 or n == 0:
         return _host.zeros(q, (ntok, hq, dv), dtype)
     out = _host.empty(q, (ntok, hq, dv), dtype)  # every (token, head) row is written, all-padding rows as zeros
@@ -257,7 +260,7 @@ def sparse_attention(q, k, v, indices, *, scale=None, num_splits=None, check=Tru
     defaults = MLA_CONFIG[backend](block_h) if shared_latent else \
         {"block_n": 64, "block_d": 64, "chunk_stages": CHUNK_STAGES[backend]}
     config = {"group": group, "block_h": block_h, **defaults,
-              "scale": float(1.0 / math.sqrt(dqk) if scale is None else scale), **config}
+              "scale": scale, **config}
     if config["block_h"] < 1 or group % config["block_h"]:
         raise tilec.TilecArgumentError(f"{OP}: block_h={config['block_h']} must divide the {group} query heads per "
                                        f"kv head (a block must not straddle two kv heads)")
