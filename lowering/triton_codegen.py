@@ -111,7 +111,7 @@ class KernelLowering(ExprLowering):
         self.depth = 1
         self.loop_depth = 0  # For loops around the statement being lowered
         self.persistent_loop = None  # index of the persistent loop's line
-        self.block_level_tma_load = False  # a descriptor load outside every loop of the block body
+        self.block_level_tile_load = False  # a tile load outside every loop of the block body
 
     def emit(self, line: str):
         self.lines.append("    " * self.depth + line)
@@ -124,9 +124,11 @@ class KernelLowering(ExprLowering):
             params.append("NUM_SMS: tl.constexpr")
         self.block_indices()
         self.body(k.body)
-        if self.persistent_loop is not None and self.block_level_tma_load:
-            # Triton (3.9) fails to lower a TMA load outside the inner loop of a flattened nest (e.g. attention's Q
-            # tile); such a kernel keeps its loops apart
+        if self.persistent_loop is not None and self.block_level_tile_load:
+            # a tile loaded outside the inner loop of a flattened nest (attention's Q tile): Triton 3.9 fails to
+            # lower it as a TMA load, and Triton 3.6 on an H200 computed wrong rows with it as a pointer load (flash
+            # attention, 128 x 64 tiles, 21 of 65536 rows off; right with the loops apart, 2026-12-02). Such a kernel
+            # keeps its loops apart
             self.lines[self.persistent_loop] = self.lines[self.persistent_loop].replace(", flatten=True", "")
         head = ["import triton", "import triton.language as tl", "", "",
                 f"# tilec kernel {k.name}: {', '.join(f'{n}={v}' for n, v in k.bound)}", self.options.header(),

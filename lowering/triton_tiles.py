@@ -21,7 +21,7 @@ def lower_copy(lw, s: ir.Copy):
     zero_pad = s.pad is None or (isinstance(s.pad, ir.Const) and s.pad.value == 0)
     if src.scope == "global" and dst.scope in TILE_SCOPES and zero_pad and (desc := descriptor_for(lw, s.src, s.dst)):
         # TMA fills out-of-bounds elements with zeros: the pointer path's masked load with other=0
-        lw.block_level_tma_load |= lw.loop_depth == 0
+        lw.block_level_tile_load |= lw.loop_depth == 0
         value = f"{desc}.load([{', '.join(unparen(lw.expr(o).code) for o in s.src.origin)}])"
         shape = lw.padding.tile_shape(dst.name)
         if len(s.src.origin) != len(shape):
@@ -35,6 +35,7 @@ def lower_copy(lw, s: ir.Copy):
             value = f"tl.reshape({value}, {block})"
         lw.emit(f"{desc}.store([{', '.join(unparen(lw.expr(o).code) for o in s.dst.origin)}], {value})")
     elif src.scope == "global" and dst.scope in TILE_SCOPES:
+        lw.block_level_tile_load |= lw.loop_depth == 0
         ptr, mask, active, whole = tile_pointers(lw, s.src, s.dst)
         # masked-off lanes get pad (or 0: padded K lanes then add nothing to a tl.dot)
         other = unparen(lw.expr(s.pad).code) if s.pad is not None else literal(0, src.dtype)

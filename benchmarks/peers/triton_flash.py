@@ -10,7 +10,7 @@ LOG2E = 1.4426950408889634
 
 @triton.jit
 def flash_fwd(Q, K, V, O, scale_log2, rows_total, S: tl.constexpr, D: tl.constexpr, BLOCK_M: tl.constexpr,
-              BLOCK_N: tl.constexpr, CAUSAL: tl.constexpr, STAGES: tl.constexpr):
+              BLOCK_N: tl.constexpr, CAUSAL: tl.constexpr, STAGES: tl.constexpr, WARP_SPECIALIZE: tl.constexpr):
     tile = tl.program_id(0)
     if CAUSAL:
         tile = tl.num_programs(0) - 1 - tile
@@ -24,7 +24,7 @@ def flash_fwd(Q, K, V, O, scale_log2, rows_total, S: tl.constexpr, D: tl.constex
     l_i = tl.zeros([BLOCK_M], tl.float32)
     acc = tl.zeros([BLOCK_M, D], tl.float32)
     unmasked_end = tile * BLOCK_M if CAUSAL else S
-    for start in tl.range(0, unmasked_end, BLOCK_N, num_stages=STAGES):
+    for start in tl.range(0, unmasked_end, BLOCK_N, num_stages=STAGES, warp_specialize=WARP_SPECIALIZE):
         s = tl.dot(q, k_desc.load([base + start, 0]).T)
         m_new = tl.maximum(m_i, tl.max(s, 1) * scale_log2)
         p = tl.math.exp2(s * scale_log2 - m_new[:, None])
@@ -46,12 +46,13 @@ def flash_fwd(Q, K, V, O, scale_log2, rows_total, S: tl.constexpr, D: tl.constex
     o_desc.store([base + tile * BLOCK_M, 0], (acc / l_i[:, None]).to(O.dtype.element_ty))
 
 
-def flash_attention(q, k, v, causal=False, block_m=128, block_n=64, stages=3, warps=8):
+def flash_attention(q, k, v, causal=False, block_m=128, block_n=64, stages=3, warps=8, warp_specialize=False):
     """softmax(q k^T / sqrt(D)) v for contiguous q, k, v [B, H, S, D] with S a multiple of block_m."""
     b, h, s, d = q.shape
     assert s % block_m == 0 and block_m % block_n == 0
     triton.set_allocator(lambda size, align, stream: torch.empty(size, dtype=torch.int8, device=q.device))
     o = torch.empty_like(q)
     flash_fwd[(s // block_m, b * h)](q, k, v, o, LOG2E / d ** 0.5, b * h * s, S=s, D=d, BLOCK_M=block_m,
-                                     BLOCK_N=block_n, CAUSAL=causal, STAGES=stages, num_warps=warps, num_stages=stages)
+                                     BLOCK_N=block_n, CAUSAL=causal, STAGES=stages, WARP_SPECIALIZE=warp_specialize,
+                                     num_warps=warps, num_stages=stages)
     return o
