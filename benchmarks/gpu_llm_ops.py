@@ -1,7 +1,7 @@
 """Hopper GPU (H100/H200): tilec's LLM kernels next to their torch peers, measured in one run.
 Usage (GPU machine):  python benchmarks/gpu_llm_ops.py --out DIR [--only flash,paged,sparse,moe,kv]
 
-Peers: torch SDPA (cuDNN and flash backends) and a TileLang kernel for flash attention; gather-then-SDPA and a
+Peers: torch SDPA (cuDNN and flash backends), hand-written Triton and a TileLang kernel for flash attention; gather-then-SDPA and a
 TileLang kernel of tilec's algorithm for paged decode; gather + einsum and a TileLang kernel of tilec's algorithm for
 sparse attention; torch._grouped_mm for grouped GEMM; index_select / index_copy_ for KV-cache moves. Each row prints
 tilec's time, the peer's time, their ratio, and the kernel's TFLOP/s or effective GB/s."""
@@ -60,6 +60,22 @@ def flash(causal):
         with torch.nn.attention.sdpa_kernel(choice) if choice else contextlib.nullcontext():
             peer_ms = bench_ms(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=causal))
         record(f"flash_attention bf16 B{b} H{h} S{s} D{d} causal={causal}", mine, peer, peer_ms, flops=flops, err=err)
+    # hand-written Triton (peers/triton_flash.py): plain, and with Triton's warp specialization, which compiled and
+    # was right only for the non-causal kernel with 128 x 128 tiles and 4 warps in an exploration run (2026-12-02)
+    from peers.triton_flash import flash_attention as triton_flash
+    variants = [("hand-written Triton (256x64, 3 stages, 8 warps)", dict(block_m=256, block_n=64, stages=3, warps=8))]
+    if not causal:
+        variants.append(("hand-written Triton + warp_specialize (128x128, 2 stages, 4 warps)",
+                         dict(block_m=128, block_n=128, stages=2, warps=4, warp_specialize=True)))
+    for peer, cfg in variants:
+        try:
+            peer_err = (triton_flash(q, k, v, causal, **cfg).float() - ref.float()).abs().max().item()
+            record(f"flash_attention bf16 B{b} H{h} S{s} D{d} causal={causal}", mine, peer,
+                   bench_ms(lambda: triton_flash(q, k, v, causal, **cfg)), flops=flops, err=err,
+                   extra={"peer_max_err": peer_err})
+        except Exception as exc:
+            record(f"flash_attention bf16 B{b} H{h} S{s} D{d} causal={causal}", mine, peer, None, flops=flops,
+                   err=err, extra={"peer_error": f"{type(exc).__name__}: {exc}"[:300]})
     try:  # TileLang 0.1.15 (carried to the GPU machine by ../shared/peers/pack_peers.sh), when it is importable
         from peers.tilelang_flash import build
         t0 = time.perf_counter()
