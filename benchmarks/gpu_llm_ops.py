@@ -1,8 +1,8 @@
 """Hopper GPU (H100/H200): tilec's LLM kernels next to their torch peers, measured in one run.
 Usage (GPU machine):  python benchmarks/gpu_llm_ops.py --out DIR [--only flash,paged,sparse,moe,kv]
 
-Peers: torch SDPA (cuDNN and flash backends), hand-written Triton and a TileLang kernel for flash attention; gather-then-SDPA and a
-TileLang kernel of tilec's algorithm for paged decode; gather + einsum and a TileLang kernel of tilec's algorithm for
+Peers: torch SDPA (cuDNN and flash backends), hand-written Triton and a TileLang kernel for flash attention;
+gather-then-SDPA and a TileLang kernel of tilec's algorithm for paged decode; gather + einsum and a TileLang kernel of tilec's algorithm for
 sparse attention; torch._grouped_mm for grouped GEMM; index_select / index_copy_ for KV-cache moves. Each row prints
 tilec's time, the peer's time, their ratio, and the kernel's TFLOP/s or effective GB/s."""
 from __future__ import annotations
