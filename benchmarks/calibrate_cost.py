@@ -28,7 +28,7 @@ from tilec.cost import model
 from tilec.cost.autotune import backend_for
 from tilec.cost.targets import get_target
 
-FITTED = ("compute", "vector", "sfu", "loop", "memory", "latency")
+FITTED = ("compute", "mma_sync", "vector", "sfu", "loop", "memory", "latency")
 #: a CPU's compute constants may pass 1: its peak uses the clock /proc/cpuinfo reports (the nominal one in a VM),
 #: and cores boost above it
 CPU_CLOCKED = ("compute", "vector", "sfu")
@@ -120,24 +120,31 @@ def log_error(cases, target_name) -> float:
     return math.sqrt(sum(errs) / len(errs))
 
 
+def applies(key: str, target) -> bool:
+    """Whether a constant means anything on this target: loop overheads on a CPU only, the synchronous MMA's
+    efficiency only where the tensor cores also have an asynchronous path with a row minimum (Hopper)."""
+    return {"loop": bool(target.core), "mma_sync": bool(target.wgmma_rows)}.get(key, True)
+
+
 def fit(cases, target_name: str, rounds: int = 3) -> dict:
     """Efficiency constants of one target that minimise the RMS log error over its measured cases
     [(bound kernel or list of them, target name, measured seconds[, assume])], with PRIOR's pull towards the
     starting values. Leaves them in the model's table."""
     target = get_target(target_name)
     base = model.efficiency(target)
-    fitted = {k: base.get(k, base["vector"]) for k in FITTED if k != "loop" or target.core}
+    keys = [k for k in FITTED if applies(k, target)]
+    fitted = {k: base.get(k, base["vector"]) for k in keys}
     start = dict(fitted)
     table = model._calibration_file()
 
     def objective(values: dict) -> float:
         return log_error(cases, target.name) ** 2 + PRIOR * sum(math.log(v / start[k]) ** 2 for k, v in values.items())
     for _ in range(rounds):
-        for key in (k for k in FITTED if k != "loop" or target.core):  # loop overheads: CPU only
+        for key in keys:
             trials = []
             for step in STEPS:
                 cap = 2.0 if target.kind == "cpu" and key in CPU_CLOCKED else \
-                    GPU_MATRIX_CAP if target.kind == "gpu" and key == "compute" else 1.0
+                    GPU_MATRIX_CAP if target.kind == "gpu" and key in ("compute", "mma_sync") else 1.0
                 value = min(fitted[key] * step, cap) if key != "latency" else fitted[key] * step
                 table[target.name] = {**table.get(target.name, {}), **fitted, key: value}
                 trials.append((objective({**fitted, key: value}), abs(math.log(step)), value))

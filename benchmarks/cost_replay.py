@@ -20,12 +20,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import calibrate_cost  # noqa: E402
 import cost_cases  # noqa: E402
 import cost_sweep as cs  # noqa: E402
+
+from tilec.cost import targets  # noqa: E402
 
 #: cost_sweep's --kernels name of each case's kernel
 KERNEL_GROUP = {"gemm": "gemm", "flash_attention": "attention", "grouped_gemm": "grouped_gemm",
@@ -74,10 +77,19 @@ def uncalibrated_holdout(cases: list, target: str) -> dict:
             table[target] = saved
 
 
+def stored_host(report: dict) -> None:
+    """A CPU sweep is re-predicted for the host that measured it: the target is rebuilt from the core count, SIMD
+    and FMA widths, clock and caches its device line records (targets.host_cpu), not from this machine's."""
+    if report["target"] == "cpu" and "detected:" in report["device"]:
+        targets.TARGETS["cpu"] = targets.host_cpu(notes=report["device"])
+
+
 def replay(report: dict) -> dict:
+    stored_host(report)
     cases = replay_cases(report)
     return {**{k: report[k] for k in ("device", "target", "date")},
-            "command": f"python benchmarks/cost_replay.py (measured by: {report['command']})",
+            "command": f"python benchmarks/cost_replay.py (replayed {time.strftime('%Y-%m-%d')}; measured by: "
+                       f"{report['command']})",
             "constants": cs.model.efficiency(cs.model.get_target(report["target"])),
             "shipped": [cs.metrics(c) for c in cases], "holdout": uncalibrated_holdout(cases, report["target"]),
             "cases": cases}

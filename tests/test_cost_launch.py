@@ -80,8 +80,9 @@ def test_schedule_driven_tiles_share_the_cache():
     # blocks of one schedule row read the same X rows: one fetch per wave
     assert miss["X"] < 0.2
     # the W tile's expert is a table value, but only 8 experts exist: a wave of 132 blocks over 11 column tiles
-    # fetches at most 8 x 11 W tiles (not one per block)
-    assert 0.5 < miss["W"] <= 8 * 11 / 132 + 0.05
+    # fetches at most 8 x 11 W tiles (not one per block); and the schedule lists each expert's rows in order, so a
+    # wave's 12 schedule rows span about 1 + 11 x 8 / (all rows) experts, not 8
+    assert 11 / 132 < miss["W"] < 0.6 * 8 * 11 / 132
 
 
 def test_cpu_exp_is_inline_vector_code():

@@ -13,12 +13,16 @@
              chain is (latency + load transfer [+ MMA on Hopper]) / (num_stages - 1) for a software pipeline,
              compute + memory + latency without one. Latency is DRAM's for misses and the cache's for hits, twice
              where a load's index reads a global table (page id, then page). On Hopper, tensor-core and vector
-             work overlap (asynchronous wgmma). A pipeline of s stages over n iterations takes
-             max(n x b x work, (n + s - 1) x chain): the fill is latency, not bandwidth (Little's law per SM: b
-             blocks keep b (s - 1) iterations of loads in flight). A pipelined gather (T.Parallel at table indices)
-             gets one shared buffer (chain of s = 1, the table read a stage ahead); an SM streams at most its fair
-             share of DRAM (SM_SHARE_CAP), 1.5x that through TMA (SM_SHARE_CAP_BULK); registers past 255 per
-             thread spill, and a GEMM on spilled operands waits a DRAM round trip per k step.
+             work overlap (asynchronous wgmma) for GEMM tiles of 64 rows or more; a smaller tile takes the
+             synchronous mma.sync (Target.wgmma_rows), at its own fitted efficiency ("mma_sync"), serial with the
+             block's vector work and with its wait for the next stage's loads. A pipeline of s stages over n
+             iterations takes max(n x b x work, (n + s - 1) x chain): the fill is latency, not bandwidth (Little's
+             law per SM: b blocks keep b (s - 1) iterations of loads in flight). A pipelined gather (T.Parallel
+             at table indices) gets one shared buffer (chain of s = 1, the table read a stage ahead); an SM
+             streams at most its fair share of DRAM (SM_SHARE_CAP), 1.5x that through TMA (SM_SHARE_CAP_BULK);
+             registers past 255 per thread spill, and a GEMM on spilled operands waits a DRAM round trip per k
+             step. A persistent grid's flattened nest pipelines an inner num_stages=1 at Triton's default,
+             unless the block reads global values before its loop (a MoE schedule row).
     total    full waves x wave time + tail wave time + launch overhead
 
 On a CPU (a target with `core` figures) one thread runs a block's statements one after another: a slot is
@@ -45,6 +49,14 @@ from .. import ir
 from .counting import Counting, KernelCounts, Phase, tile_bytes
 from .cpu import gemm_cycles
 from .targets import DEFAULT_EFFICIENCY, Target, get_target
+
+#: tl.dot operand dims are padded to powers of two of at least 16 (lowering/triton_layout.py, DOT_MIN)
+DOT_MIN = 16
+
+
+def next_pow2(n) -> int:
+    return 1 << max(0, (int(n) - 1).bit_length())
+
 
 CALIBRATION = Path(__file__).with_name("data") / "calibration.json"
 #: one SM (or core) alone reaches at most this multiple of its fair share (bandwidth / SMs) of a shared tier.
@@ -238,6 +250,16 @@ def launch(kernel: ir.Kernel, target: Target) -> Launch:
     return Launch(wants_persistent(kernel), target.threads_per_block * default_num_warps(kernel) // 4)
 
 
+def launch_group_rows(kernel: ir.Kernel, target: Target) -> int:
+    """Rows of blocks that the backend launches together (its L2-friendly grouped order over a 2-D GEMM grid,
+    lowering/triton_codegen.block_order), 0 for plain order: which blocks share a wave, and so its loads."""
+    if target.kind != "gpu":
+        return 0
+    from ..lowering.triton_codegen import GROUP_ROWS, block_order
+
+    return GROUP_ROWS if block_order(kernel) == "grouped" else 0
+
+
 #: num_stages Triton gives a loop that names none (triton/backends/nvidia/compiler.py, CUDAOptions.num_stages)
 TRITON_DEFAULT_STAGES = 3
 
@@ -258,6 +280,10 @@ class Timing:
         mem = target.memory
         self.dram, self.cache, self.shared = mem[target.global_tier], mem[target.cache_tier], mem[target.shared_tier]
         self.latency = self.dram.latency * eff["latency"]
+        #: global values the block reads before its loops (a MoE schedule row: expert, first and end row). The
+        #: H200 sweep's grouped GEMM (persistent, flattened) ran its num_stages=1 configs 2.7-3.4x slower than
+        #: the same tiles at 3 stages, where the plain GEMM's ran within 0.3%: its inner num_stages=1 is kept
+        self.prologue_loads = any(ph.loads for ph in counts.phases if ph.name == "body")
 
     def op_rate(self, kind: str) -> float:
         """Operations per second of one SM for one op kind ("gemm:<dtype>", "vector:<dtype>", "sfu")."""
@@ -269,6 +295,17 @@ class Timing:
             return t.core["clock_hz"] / t.core["chain_cycles"] * e["vector"]
         matrix = unit == "gemm" and dtype in t.matrix_flops
         return t.peak_flops(dtype, matrix) * (e["compute"] if unit == "gemm" else e["vector"]) / t.sms
+
+    def sync_share(self, ph: Phase) -> float:
+        """Fraction of a phase's tensor-core FLOPs whose tile takes the synchronous MMA: on a target with an
+        asynchronous warpgroup MMA (Target.wgmma_rows), a T.gemm whose accumulator has fewer rows, as the Triton
+        backend pads them (a power of two, at least 16: lowering/triton_layout.Padding)."""
+        rows = self.target.wgmma_rows
+        if not rows or self.target.core or not ph.gemms:
+            return 0.0
+        total = sum(m * n * k * calls for m, n, k, _, calls in ph.gemms)
+        slow = sum(m * n * k * calls for m, n, k, _, calls in ph.gemms if max(DOT_MIN, next_pow2(m)) % rows)
+        return slow / total if total else 0.0
 
     def share(self, tier, active: int, gathered: bool = True) -> float:
         fair = tier.bandwidth / self.target.sms
@@ -282,10 +319,13 @@ class Timing:
         per = self.counts.grid * max(ph.trips, 1)
         core = t.core
         rates = {k: n / per / self.op_rate(k) for k, n in ph.ops.items() if not (core and k.startswith("gemm:"))}
-        c_it = sum(rates.values())
+        mma = sum(v for k, v in rates.items() if k.startswith("gemm:"))
+        # tiles under the asynchronous MMA's row minimum run the synchronous one, at its own efficiency
+        sync = self.sync_share(ph)
+        mma_async, mma_sync = mma * (1 - sync), mma * sync * self.eff["compute"] / self.eff["mma_sync"]
+        c_it = sum(rates.values()) - mma + mma_async + mma_sync
         if t.async_mma_buffers:  # an asynchronous MMA runs on the tensor cores while the warps issue vector work
-            mma = sum(v for k, v in rates.items() if k.startswith("gemm:"))
-            c_it = max(mma, c_it - mma)
+            c_it = max(mma_async, c_it - mma_async)
         if core:  # the micro-kernel's cycles for its tile shape, not FLOPs at peak; per-row loop overheads
             hz, rows = core["clock_hz"], ph.copy_rows
             for m, n, k, size, calls in ph.gemms:
@@ -308,7 +348,7 @@ class Timing:
             hit = min(1.0, max(0.0, 1 - dram / cached))
             latency *= 1 - hit + hit * self.cache.latency / self.dram.latency
         s = max(ph.stages, 1)
-        if self.flat and ph.pipelined and s == 1:
+        if self.flat and ph.pipelined and s == 1 and not self.prologue_loads:
             s = TRITON_DEFAULT_STAGES
         if core:  # one thread runs the compute and the scratch copies in turn; caches and DRAM stream alongside
             shared = tiers.pop(t.shared_tier)
@@ -328,14 +368,16 @@ class Timing:
             # a load waits for its latency and its bytes through DRAM or the cache, not for the MMA's shared reads;
             # s stages give it s - 1 iterations, less the asynchronous MMA that still reads the buffer it refills
             m_load = max(v for k, v in tiers.items() if k != t.shared_tier)
-            # (that MMA holds the buffer for its run on the tensor cores, at their peak rate)
-            mma = c_it * self.eff["compute"] if ph.gemms and t.async_mma_buffers else 0.0
+            # (that MMA holds the buffer for its run on the tensor cores, at their peak rate); a synchronous MMA
+            # holds no buffer, but its warps run it between one stage's wait and the next: it adds to the chain
+            mma = c_it * self.eff["compute"] if ph.gemms and t.async_mma_buffers and mma_async > 0 else 0.0
             step = 0.0
             if self.spilled:
                 # (k as the backend pads it: a power of two)
                 step += sum((1 << (int(k) - 1).bit_length()) * calls for _, _, k, _, calls in ph.gemms) / per \
                     * self.latency
-            chain = (step + c_it + m_it + latency) if s == 1 else (step + latency + m_load + mma) / (s - 1)
+            chain = (step + c_it + m_it + latency) if s == 1 else \
+                (step + latency + m_load + mma) / (s - 1) + mma_sync
             slot = max(b * c_it, b * m_it, chain)
         # a GPU pipeline fills and drains; on a CPU, stages only set how far ahead the copies prefetch. A wave of
         # uneven blocks runs as long as the longest (predict shrinks the grid by the same factor)
@@ -393,12 +435,13 @@ def block_cache_share(target: Target, wave_blocks: int) -> float:
 _COUNTS: dict = {}  # id(kernel) -> (kernel, wave blocks, counts): a calibration fit re-times the same kernels
 
 
-def _counts(kernel: ir.Kernel, wave_blocks: int, assume: dict | None = None, reuse_bytes: float = 0.0) -> KernelCounts:
-    key = (wave_blocks, tuple(sorted((assume or {}).items())), reuse_bytes)
+def _counts(kernel: ir.Kernel, wave_blocks: int, assume: dict | None = None, reuse_bytes: float = 0.0,
+            group_rows: int = 0) -> KernelCounts:
+    key = (wave_blocks, tuple(sorted((assume or {}).items())), reuse_bytes, group_rows)
     hit = _COUNTS.get(id(kernel))
     if hit is not None and hit[0] is kernel and hit[1] == key:
         return hit[2]
-    counts = Counting(kernel, wave_blocks, assume, reuse_bytes).run()
+    counts = Counting(kernel, wave_blocks, assume, reuse_bytes, group_rows).run()
     if len(_COUNTS) >= 4096:
         _COUNTS.clear()
     _COUNTS[id(kernel)] = (kernel, key, counts)  # holding the kernel keeps its id from being reused
@@ -419,7 +462,8 @@ def predict(kernel: ir.Kernel, target="h100", assume: dict | None = None) -> Cos
     if how.persistent:
         bps, limiter = 1, "the persistent grid (one program per SM)"
     wave_blocks = target.sms * bps
-    counts = _counts(kernel, wave_blocks, assume, block_cache_share(target, wave_blocks))
+    counts = _counts(kernel, wave_blocks, assume, block_cache_share(target, wave_blocks),
+                     launch_group_rows(kernel, target))
     scale = dram_scale(counts, target)
     # blocks of uneven length (the last split of a split-KV decode): a wave lasts as long as its longest block, and
     # the shorter blocks free their slots early for the next ones, so the grid runs as if it had grid x mean / max

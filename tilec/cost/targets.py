@@ -59,6 +59,12 @@ class Target:
     #: it has retired (0 for synchronous mma.sync, e.g. Ampere). H200 sweep: num_stages=2 GEMMs ran as if not
     #: pipelined at all
     async_mma_buffers: int = 0
+    #: rows (of the accumulator tile, as the backend pads it) the asynchronous warpgroup MMA needs, 0 if the target
+    #: has none. Hopper's wgmma works on 64-row slices per warpgroup: Triton takes it for a tl.dot only when the
+    #: result's rows are a multiple of 64 (triton lib/Analysis/Utility.cpp, supportMMA version 3:
+    #: "retShapePerCTA[rank - 2] % 64 == 0"), else the synchronous mma.sync (MMA v2), which the model runs at the
+    #: fitted efficiency "mma_sync" without the asynchronous MMA's overlap (model.Timing)
+    wgmma_rows: int = 0
     #: threads per block the backend launches (Triton: 4 warps), for the register estimate
     threads_per_block: int = 128
     matrix_flops: dict = field(default_factory=dict)
@@ -83,7 +89,10 @@ class Target:
         return table.get(dtype) or self.vector_flops.get(dtype) or self.vector_flops["float32"]
 
 
-DEFAULT_EFFICIENCY = {"compute": 0.75, "vector": 0.6, "memory": 0.85, "cache": 0.7, "shared": 0.8,
+#: mma_sync: the synchronous MMA's fraction of the tensor cores' dense peak on a target with an asynchronous one
+#: (wgmma_rows); 0.5 is an estimate (H100 users report warp-level MMA reaching about half the marketed FP16 peak,
+#: which only wgmma reaches), calibration.json holds the fitted value
+DEFAULT_EFFICIENCY = {"mma_sync": 0.5, "compute": 0.75, "vector": 0.6, "memory": 0.85, "cache": 0.7, "shared": 0.8,
                       "latency": 1.0, "reg_overhead": 1.3}
 
 
@@ -117,7 +126,7 @@ def _hopper(name, sms, hbm_bytes, hbm_bw, l2, bf16, fp8, tf32, fp32, fp64, fp64_
     clock = 1.75e9
     return Target(
         name, "gpu", sms, 227 * KiB, 256 * KiB, smem_per_sm=228 * KiB, regs_per_sm=256 * KiB, max_blocks_per_sm=32,
-        max_threads_per_sm=2048, async_mma_buffers=1,
+        max_threads_per_sm=2048, async_mma_buffers=1, wgmma_rows=64,
         matrix_flops={"float16": bf16, "bfloat16": bf16, "float8": fp8, "int8": fp8, "tf32": tf32,
                       "float64": fp64_tc},
         vector_flops={"float32": fp32, "float16": 2 * fp32, "bfloat16": 2 * fp32, "float64": fp64},
@@ -156,7 +165,7 @@ TARGETS = {
         _hopper("a100", 108, 80 * GB, 2.039 * TB, 40 * MB, 312 * T_, 624 * T_, 156 * T_, 19.5 * T_, 9.7 * T_,
                 19.5 * T_, Link(300 * GB, 2 * US)),
         smem_per_block=163 * KiB, smem_per_sm=164 * KiB, paths=_nvidia_paths("pcie4", "nvlink"),
-        async_mma_buffers=0),
+        async_mma_buffers=0, wgmma_rows=0),
     # B200 (NVIDIA HGX B200 datasheet, per GPU = 1/8 of the 8-GPU figures, dense): BF16/FP16 2.25 PFLOP/s, FP8
     # 4.5, TF32 1.1, FP64 37; HBM3e 180 GB at 7.7 TB/s (DGX B200: 1,440 GB and 64 TB/s for 8). 148 SMs and 126 MB
     # L2 (public reports); FP32 ~ 80 TFLOP/s = 148 SMs x 128 lanes x 2 x ~2.1 GHz (derived estimate); compute
@@ -295,18 +304,28 @@ def _timed(fn, clock) -> float:
     return clock() - t
 
 
-def host_cpu(measure: bool = False) -> Target:
+def host_cpu(measure: bool = False, notes: str = "") -> Target:
     """The machine we run on, detected. Peak = cores x 2 FMA pipes x 2 (FMA) x lanes of one pipe's datapath x clock
     (x86 cores since Haswell/Zen 2 issue two vector FMAs per cycle: Intel and AMD optimization manuals). DRAM
     bandwidth is an estimate (~ 10 GB/s per core, capped at 200 GB/s) unless `measure` times it
     (measure_host_bandwidth). The LLC -> core path moves 32 B/cycle per core (Zen 4: AMD optimization guide sec.
-    2.12; Intel server cores: the same order, Intel optimization manual), L2 -> L1 64 B/cycle."""
+    2.12; Intel server cores: the same order, Intel optimization manual), L2 -> L1 64 B/cycle. `notes`: another
+    host's figures as this function wrote them in its notes ("detected: 2 cores, 512-bit SIMD on 256-bit FMA pipes,
+    ..."), in place of this machine's, to replay a sweep stored there (a narrower FMA pipe than the SIMD width is
+    AMD's Zen 4, see fma_datapath_bytes)."""
     cores = os.cpu_count() or 1
     flags = _cpu_flags()
     width = simd_bytes(flags)
+    amd = _cpu_field("vendor_id") == "AuthenticAMD"
     fma_bytes = fma_datapath_bytes(flags, _cpu_field("vendor_id"), _cpu_field("cpu family"))
     hz = _cpu_mhz() * 1e6
     caches = _cpu_caches()
+    stored = re.search(r"detected: (\d+) cores, (\d+)-bit SIMD on (\d+)-bit FMA pipes, ([\d.]+) GHz, L1d (\d+) KiB, "
+                       r"L2 (\d+) KiB, L3 (\d+) MiB", notes)
+    if stored:
+        cores, width, fma_bytes = int(stored[1]), int(stored[2]) // 8, int(stored[3]) // 8
+        hz, amd = float(stored[4]) * 1e9, fma_bytes < width
+        caches = {1: int(stored[5]) * KiB, 2: int(stored[6]) * KiB, 3: int(stored[7]) * MiB}
     l1, l2, l3 = caches.get(1, 32 * KiB), caches.get(2, 1 * MiB), caches.get(3, 32 * MiB)
     fma = 2 * 2 * hz * cores
     vector = {dt: fma * fma_bytes // size for dt, size in (("float32", 4), ("float64", 8), ("int8", 1))}
@@ -327,7 +346,7 @@ def host_cpu(measure: bool = False) -> Target:
     core = {"clock_hz": hz, "simd_bytes": width, "fma_bytes": fma_bytes, "fma_pipes": 2, "load_ports": 2,
             "shuffle_pipes": 1, "gather_cycles": 0.5,
             "fma_latency": 4, "store_bytes": 32, "exp_ops": 28, "chain_cycles": 4, "row_cycles": 10,
-            "vector_pipes": 4 if _cpu_field("vendor_id") == "AuthenticAMD" else 3}
+            "vector_pipes": 4 if amd else 3}
     # transcendentals per second: lanes per pipe slot x pipes / instructions per exp, on every core
     exp_rate = hz * cores * (fma_bytes // 4) * core["vector_pipes"] / core["exp_ops"]
     return Target(
