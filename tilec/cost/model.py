@@ -145,17 +145,31 @@ def _fmt_bytes(n: float) -> str:
 REG_ALLOC_PER_THREAD = 8
 
 
+#: registers per thread of a GPU block besides its tiles (indices, addresses, loop counters, masks): fitted by least
+#: squares over ptxas's counts for the 230 kernels of the stored H200 sweep, compiled offline for sm_90 with the local
+#: Triton (benchmarks/results/h200/ptxas_registers.json, benchmarks/ptxas_registers.py; not GPU measurements):
+#: register_estimate is within 9 registers of ptxas on average (the earlier 32 base without the operand term: 15)
+REG_BASE_GPU = 24
+#: the same for a CPU "block" (one thread), unchanged
+REG_BASE = 32
+
+
 def register_tiles(kernel: ir.Kernel, target: Target) -> tuple[int, int]:
-    """(fragment bytes, bytes of shared tiles filled element by element) of one block, as the backend lays the tiles
-    out. The Triton backend pads every tile dim to a power of two and a tl.dot operand's dims to 16
-    (lowering/triton_layout.Padding: a group of 4 query heads is a 16-row tile there), and a shared tile that a
-    T.Parallel fills (a gather at table indices) is a register tensor of loaded values before Triton stages it for
-    the MMA. Other targets: the IR's own tile bytes, no such tiles."""
+    """(fragment bytes, bytes of loaded values a block holds in registers on their way to the MMA) of one block, as
+    the backend lays the tiles out. The Triton backend pads every tile dim to a power of two and a tl.dot operand's
+    dims to 16 (lowering/triton_layout.Padding: a group of 4 query heads is a 16-row tile there). On their way:
+    (a) a shared tile that a T.Parallel fills (a gather at table indices) is a register tensor of loaded values
+    before Triton stores it to shared memory, unless a software-pipelined loop turns the gather into cp.async copies;
+    (b) a T.gemm that takes the synchronous MMA (Target.wgmma_rows: accumulator rows, padded, not a multiple of 64 on
+    Hopper; every T.gemm on a target without an asynchronous MMA) loads its shared operands whole into registers in
+    the dot-operand layout (ldmatrix), where wgmma reads them from shared memory. (a) is dead once stored, before
+    (b) loads: the larger of the two counts, and of (b) the largest T.gemm's (one runs at a time). Other targets:
+    the IR's own tile bytes, no such values."""
     if target.kind != "gpu":
         return tile_bytes(kernel)[1], 0
     from ..lowering.triton_layout import Padding
 
-    pad = Padding(kernel)
+    pad, buffers = Padding(kernel), kernel.buffers()
     filled = {s.buffer for s in ir.walk_stmts(kernel.body) if isinstance(s, (ir.Store, ir.AtomicAdd))}
     # in a software-pipelined loop (num_stages >= 2) Triton's pipeliner turns the gather into cp.async copies
     # straight into the shared buffer: no registers (ptxas, Triton 3.9, sm_90, paged split kernel at 8 pages per
@@ -164,7 +178,7 @@ def register_tiles(kernel: ir.Kernel, target: Target) -> tuple[int, int]:
                if isinstance(loop, ir.For) and loop.kind == "pipelined" and int(loop.num_stages.value) > 1
                for s in ir.walk_stmts(loop.body) if isinstance(s, ir.Store)}
     frag = through = 0
-    for name, buf in kernel.buffers().items():
+    for name, buf in buffers.items():
         if buf.scope not in ("shared", "fragment", "local"):
             continue
         nbytes = padded_bytes(pad, name, buf)
@@ -172,7 +186,26 @@ def register_tiles(kernel: ir.Kernel, target: Target) -> tuple[int, int]:
             frag += nbytes
         elif name in filled:
             through += nbytes
-    return frag, through
+    operands = 0
+    for g in ir.walk_stmts(kernel.body):
+        if isinstance(g, ir.Gemm) and synchronous_mma(target, int(buffers[g.c].shape[0].value)):
+            operands = max(operands, sum(padded_bytes(pad, n, buffers[n]) for n in (g.a, g.b)
+                                         if buffers[n].scope == "shared"))
+    return frag, max(through, operands)
+
+
+def synchronous_mma(target: Target, rows: int) -> bool:
+    """Whether a T.gemm whose accumulator has `rows` rows takes the synchronous MMA on `target` (its rows as the
+    Triton backend pads them: a power of two, at least 16)."""
+    return not target.wgmma_rows or max(DOT_MIN, next_pow2(rows)) % target.wgmma_rows != 0
+
+
+def register_estimate(kernel: ir.Kernel, target: Target, threads: int) -> int:
+    """Registers per thread the occupancy estimate assumes for a GPU block of `threads` threads: its padded
+    fragments and the values on their way to the MMA (register_tiles) over the threads, plus REG_BASE_GPU,
+    allocated in units of REG_ALLOC_PER_THREAD."""
+    frag, through = register_tiles(kernel, target)
+    return math.ceil(((frag + through) / 4 / threads + REG_BASE_GPU) / REG_ALLOC_PER_THREAD) * REG_ALLOC_PER_THREAD
 
 
 #: a thread addresses at most 255 registers; past that ptxas spills to local memory (CUDA C++ Programming Guide,
@@ -210,12 +243,17 @@ def occupancy(counts: KernelCounts, target: Target, eff: dict, threads: int = 0,
               padded: bool = False) -> tuple[int, str]:
     """Resident blocks per SM and what limits them. Fragments live in registers: their bytes times an overhead
     (operands, addresses; none when `padded`: the backend's padded tile shapes, register_tiles, already hold it),
-    plus `through` bytes of loaded values, plus 32 base registers per thread; a GPU thread's registers are allocated
-    in units of REG_ALLOC_PER_THREAD. Checked against ptxas (Triton 3.9, sm_90) on the 82 non-persistent kernels of
-    the H200 sweep (benchmarks/results/h200/cost_sweep.json): the padded count gives the compiler's blocks per SM
-    for 50 of them (the unpadded count with the 1.3 overhead for 19; paged decode's split kernel: 7, not 13)."""
+    plus `through` bytes of loaded values on their way to the MMA, plus base registers per thread (REG_BASE_GPU for
+    the padded GPU count, else REG_BASE); a GPU thread's registers are allocated in units of REG_ALLOC_PER_THREAD
+    (register_estimate is the same count per thread). Checked against ptxas (Triton 3.9, sm_90, offline compiles)
+    on the 230 kernels of the stored H200 sweep, benchmarks/results/h200/ptxas_registers.json: the register limit
+    matches the compiler's for 61 of the 122 non-persistent kernels and is within one block for 103 (the earlier
+    estimate, a 32-register base and no MMA operands: 49 and 77); paged decode's split kernel at 1, 2, 4 and 8
+    pages per step and 3-4 stages: 8, 7, 5 and 3 blocks per SM by the registers (ptxas 8, 7, 5-6 and 4; earlier
+    9, 9, 6 and 6), shared memory then limits the 8-page one to 3."""
     threads = threads or target.threads_per_block
-    regs = counts.fragment_bytes * (1.0 if padded else eff["reg_overhead"]) + through + threads * 32 * 4
+    base = REG_BASE_GPU if padded else REG_BASE
+    regs = counts.fragment_bytes * (1.0 if padded else eff["reg_overhead"]) + through + threads * base * 4
     if target.kind == "gpu":
         regs = math.ceil(regs / 4 / threads / REG_ALLOC_PER_THREAD) * REG_ALLOC_PER_THREAD * 4 * threads
     limits = {"the hardware block limit": target.max_blocks_per_sm,
