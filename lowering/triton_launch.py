@@ -21,6 +21,10 @@ from .triton_codegen import KernelLowering, Options, launch_grid
 #: the GEMM output tile (elements) from which 8 warps pay off; Triton's matmul tutorial runs 128x256 tiles with 8
 #: warps and 64x64 ones with 4 (https://triton-lang.org/main/getting-started/tutorials/03-matrix-multiplication.html)
 EIGHT_WARPS_FROM = 128 * 128
+#: the same for fp32/fp64 operands, whose exact ("ieee") dots run on the CUDA cores with each thread's share of the
+#: tile in registers: an H200 ran fp32 128x64x16 tiles 1.1-1.3x faster with 8 warps than 64x64 ones with 4 (M=N=K
+#: of 1000 and 4096, 2026-12-02, results/h200/gemm_fp32_2026-12-02.json); ptxas spills them with 4 warps
+EIGHT_WARPS_FROM_CUDA_CORES = 128 * 64
 #: programs a persistent kernel gets under the interpreter, which runs them one after another: a few exercise the
 #: striding over blocks as well as an SM's worth would
 INTERPRETER_PROGRAMS = 3
@@ -96,9 +100,13 @@ def interpret_mode(on: bool):
 
 def default_num_warps(kernel: ir.Kernel) -> int:
     buffers = kernel.buffers()
-    tiles = [math.prod(int(n.value) for n in buffers[s.c].shape)
-             for s in ir.walk_stmts(kernel.body) if isinstance(s, ir.Gemm)]
-    return 8 if tiles and max(tiles) >= EIGHT_WARPS_FROM else 4
+    for s in ir.walk_stmts(kernel.body):
+        if isinstance(s, ir.Gemm):
+            tile = math.prod(int(n.value) for n in buffers[s.c].shape)
+            cuda_cores = buffers[s.a].dtype in ("float32", "float64")
+            if tile >= (EIGHT_WARPS_FROM_CUDA_CORES if cuda_cores else EIGHT_WARPS_FROM):
+                return 8
+    return 4
 
 
 def source_options(source: str) -> Options:

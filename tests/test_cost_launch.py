@@ -31,6 +31,19 @@ def test_thread_limit_and_eight_warps():
     assert h200.max_blocks_per_sm > 8 and h200.smem_per_sm // smem > 8
 
 
+def test_exact_fp32_dots_get_eight_warps_from_smaller_tiles():
+    # fp32/fp64 dots run on the CUDA cores with each thread's share of the tile in registers: 128x64 tiles take 8
+    # warps there, while a bf16 128x64 tile (tensor cores) keeps 4
+    from tilec.lowering.triton_launch import default_num_warps
+    from tilec.ops.gemm import gemm_kernel
+
+    config = dict(block_m=128, block_n=64, block_k=16, num_stages=3)
+    warps = {dt: default_num_warps(gemm_kernel(False, False, dt, dt).specialize(dict(M=256, N=256, K=64), config,
+                                                                               "triton"))
+             for dt in ("float32", "float64", "bfloat16")}
+    assert warps == {"float32": 8, "float64": 8, "bfloat16": 4}
+
+
 def test_async_mma_keeps_a_buffer_on_hopper_not_on_ampere():
     dims = dict(M=512, N=512, K=8192)  # 64 blocks of 64x64: not persistent, each pipeline fills per block
 

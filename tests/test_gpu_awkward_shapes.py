@@ -90,3 +90,15 @@ def test_grouped_gemm_gpu(sizes, k, n):
     ref = grouped_gemm_reference(as_used(x), as_used(w), offsets)
     np.testing.assert_allclose(as_used(out), ref, atol=0.05, rtol=0.02)
     assert not out[m:].any()
+
+
+@pytest.mark.parametrize("m,n,k", [(1, 1, 1), (128, 128, 128), (1000, 37, 1000), (127, 300, 65)])
+@pytest.mark.parametrize("dtype", ["float32", "float64", "bfloat16"])
+def test_gemm_gpu(m, n, k, dtype):
+    # each dtype's GPU tiles (fp32/fp64: 128x64x16 on the CUDA cores; bf16: 128x256x64 on the tensor cores)
+    a, b = RNG.standard_normal((m, k)), RNG.standard_normal((k, n))
+    ta, tb = (torch.from_numpy(x).cuda().to(getattr(torch, dtype)) for x in (a, b))
+    out = ops.gemm(ta, tb)
+    ref = as_used(ta.double()) @ as_used(tb.double())
+    tol = {"float32": 1e-4, "float64": 1e-10, "bfloat16": 2e-2}[dtype] * np.sqrt(k)
+    np.testing.assert_allclose(out.double().cpu().numpy(), ref, atol=tol, rtol=tol)

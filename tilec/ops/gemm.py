@@ -16,8 +16,8 @@ from ..settings import settings
 from ._host import (DENSE_DTYPES, array_dtype, backend_for, canonical_dtype, cdiv, contiguous, empty, even_part,
                     is_torch)
 
-#: default block sizes per place the kernel runs: "triton" is a CUDA GPU (128x128x64 tiles, 3 stages: fp32 operand
-#: tiles take 192 KiB of the H100's 227 KiB shared memory per block, see tilec.cost.targets); "interpreter" is
+#: default block sizes per place the kernel runs: "triton" is a CUDA GPU (128x128x64 tiles, 3 stages; `gemm` widens
+#: them for 2-byte dtypes and narrows them for fp32/fp64, whose exact dots run on the CUDA cores); "interpreter" is
 #: Triton's interpreter on torch CPU tensors, where every block is a few NumPy calls, so small tiles keep it quick.
 #: The CPU's come from the LLVM backend's tuning (tilec.lowering.llvm.CPU_GEMM_CONFIG). Keywords to `gemm` override.
 DEFAULT_CONFIG = {
@@ -173,8 +173,13 @@ def gemm(a, b, *, trans_a: bool = False, trans_b: bool = False, out_dtype=None, 
     defaults = default_config(backend)
     if backend == "llvm":
         defaults = fit_cpu_blocks(defaults, m, n, settings.num_threads)
-    if backend == "triton" and in_dtype == "float64":
-        defaults["num_stages"] = 1  # 8-byte tiles: 3 stages would need 384 KiB of shared memory
+    if backend == "triton" and in_dtype in ("float32", "float64"):
+        # exact fp32/fp64 dots run on the CUDA cores, each thread holding its share of the operand tiles in
+        # registers: 128x128x64 tiles spill (ptxas: 22 KB per thread) and ran fp32 at 0.29 ms for 128^3 and 2.5 ms
+        # for 1000^3 on an H200, 128x64x16 (8 warps, no spill) at 0.015 and 0.067 ms (torch.mm: 0.016, 0.063) and
+        # 3.9 ms for 4096^3 (torch 2.7, the spilling tiles 3.2): results/h200/gemm_fp32_2026-12-02.json. fp64 takes
+        # the same tiles with 2 stages (64 KiB of shared memory, no spill under ptxas; not timed)
+        defaults.update(block_m=128, block_n=64, block_k=16, num_stages=3 if in_dtype == "float32" else 2)
     if backend == "triton" and in_dtype in ("float16", "bfloat16"):
         # 2-byte tiles leave room for 128x256 (3 stages: 144 KiB); measured on an H100, 4096^3 fp16, host-call
         # time included: 0.199 ms against 0.250 ms for 128x128x64
