@@ -180,11 +180,19 @@ def lower_gemm(lw, s: ir.Gemm):
         if buf.dtype != in_dtype:
             code = cast(code, in_dtype)
         operands.append(f"tl.trans({code})" if trans else code)
-    # fp32 inputs: exact fp32 products (not TF32), so results match a float32 reference
-    precise = ', input_precision="ieee"' if in_dtype in ("float32", "float64") else ""
     acc = lw.ident(c.name)
+    if in_dtype == "float64":
+        # Triton 3.6's tl.dot rejects fp64 operands (semantic.dot asserts; seen on an H200, 2026-12-02): an explicit
+        # broadcast product summed over K, on the CUDA cores like any exact dot. Its [M, K, N] product lives in
+        # registers, so fp64 GEMMs want small tiles (ops.gemm picks them)
+        product = f"tl.sum({operands[0]}[:, :, None] * {operands[1]}[None, :, :], axis=1)"
+        total = f"{acc} + {product}"
+        lw.emit(f"{acc} = {total if c.dtype == 'float64' else cast(total, c.dtype)}")
+        return
+    # fp32 inputs: exact fp32 products (not TF32), so results match a float32 reference
+    precise = ', input_precision="ieee"' if in_dtype == "float32" else ""
     accumulate_in_place = ((c.dtype == "float32" and in_dtype in ("float16", "bfloat16", "float32"))
-                           or (c.dtype == "int32" and in_dtype == "int8") or c.dtype == in_dtype == "float64")
+                           or (c.dtype == "int32" and in_dtype == "int8"))
     if accumulate_in_place:
         lw.emit(f"{acc} = tl.dot({operands[0]}, {operands[1]}, {acc}{precise})")
     else:

@@ -476,3 +476,21 @@ def test_direct_relaunch_passes_what_jit_run_passes_and_only_on_its_device(monke
                                                         ["x", "y", 132])
     device[0] = 1
     assert relaunch("x", "y") is False and len(calls) == 1
+
+
+@pytest.mark.parametrize("trans_a, trans_b", [(False, False), (True, False), (False, True), (True, True)])
+def test_float64_gemm_is_a_broadcast_product(trans_a, trans_b):
+    # Triton 3.6's tl.dot rejects fp64 operands on the GPU, so fp64 GEMMs lower to a product summed over K
+    import torch
+
+    from tilec.ops.gemm import gemm, gemm_kernel
+
+    source = gemm_kernel(trans_a, trans_b, "float64", "float64").source(
+        "triton", M=40, N=24, K=20, block_m=32, block_n=32, block_k=8, num_stages=2)
+    assert "tl.dot(" not in source and "tl.sum(" in source
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((20, 37) if trans_a else (37, 20))
+    b = rng.standard_normal((29, 20) if trans_b else (20, 29))
+    c = gemm(torch.from_numpy(a), torch.from_numpy(b), trans_a=trans_a, trans_b=trans_b, target="triton",
+             block_m=32, block_n=32, block_k=8)
+    np.testing.assert_allclose(c.numpy(), (a.T if trans_a else a) @ (b.T if trans_b else b), rtol=1e-12, atol=1e-12)

@@ -177,9 +177,11 @@ def gemm(a, b, *, trans_a: bool = False, trans_b: bool = False, out_dtype=None, 
         # exact fp32/fp64 dots run on the CUDA cores, each thread holding its share of the operand tiles in
         # registers: 128x128x64 tiles spill (ptxas: 22 KB per thread) and ran fp32 at 0.29 ms for 128^3 and 2.5 ms
         # for 1000^3 on an H200, 128x64x16 (8 warps, no spill) at 0.015 and 0.067 ms (torch.mm: 0.016, 0.063) and
-        # 3.9 ms for 4096^3 (torch 2.7, the spilling tiles 3.2): results/h200/gemm_fp32_2026-12-02.json. fp64 takes
-        # the same tiles with 2 stages (64 KiB of shared memory, no spill under ptxas; not timed)
-        defaults.update(block_m=128, block_n=64, block_k=16, num_stages=3 if in_dtype == "float32" else 2)
+        # 3.9 ms for 4096^3 (torch 2.7, the spilling tiles 3.2): results/h200/gemm_fp32_2026-12-02.json. fp64 dots
+        # are a broadcast product summed over K (lowering/triton_tiles.py) whose [M, K, N] tile sits in registers:
+        # 32x32x8 tiles keep it at 64 doubles per thread (correctness only; fp64 speed is not a goal here)
+        defaults.update(block_m=128, block_n=64, block_k=16, num_stages=3) if in_dtype == "float32" else \
+            defaults.update(block_m=32, block_n=32, block_k=8, num_stages=2)
     if backend == "triton" and in_dtype in ("float16", "bfloat16"):
         # 2-byte tiles leave room for 128x256 (3 stages: 144 KiB); measured on an H100, 4096^3 fp16, host-call
         # time included: 0.199 ms against 0.250 ms for 128x128x64
