@@ -9,6 +9,21 @@ LOG2E = 1.4426950408889634
 
 
 @triton.jit
+def fold_tile(q, k_desc, v_desc, row, start, acc, m_i, l_i, scale_log2, rows, MASKED: tl.constexpr,
+              BLOCK_N: tl.constexpr):
+    """One key tile folded into the running (acc, m, l); MASKED applies the causal diagonal."""
+    s = tl.dot(q, k_desc.load([row, 0]).T)
+    if MASKED:
+        s = tl.where(rows[:, None] >= start + tl.arange(0, BLOCK_N)[None, :], s, -float("inf"))
+    m_new = tl.maximum(m_i, tl.max(s, 1) * scale_log2)
+    p = tl.math.exp2(s * scale_log2 - m_new[:, None])
+    alpha = tl.math.exp2(m_i - m_new)
+    l_i = l_i * alpha + tl.sum(p, 1)
+    acc = tl.dot(p.to(q.dtype), v_desc.load([row, 0]), acc * alpha[:, None])
+    return acc, m_new, l_i
+
+
+@triton.jit
 def flash_fwd(Q, K, V, O, scale_log2, rows_total, S: tl.constexpr, D: tl.constexpr, BLOCK_M: tl.constexpr,
               BLOCK_N: tl.constexpr, CAUSAL: tl.constexpr, STAGES: tl.constexpr, WARP_SPECIALIZE: tl.constexpr):
     tile = tl.program_id(0)
@@ -20,29 +35,18 @@ def flash_fwd(Q, K, V, O, scale_log2, rows_total, S: tl.constexpr, D: tl.constex
     v_desc = tl.make_tensor_descriptor(V, shape=[rows_total, D], strides=[D, 1], block_shape=[BLOCK_N, D])
     o_desc = tl.make_tensor_descriptor(O, shape=[rows_total, D], strides=[D, 1], block_shape=[BLOCK_M, D])
     q = q_desc.load([base + tile * BLOCK_M, 0])
+    rows = tile * BLOCK_M + tl.arange(0, BLOCK_M)
     m_i = tl.full([BLOCK_M], -float("inf"), tl.float32)
     l_i = tl.zeros([BLOCK_M], tl.float32)
     acc = tl.zeros([BLOCK_M, D], tl.float32)
     unmasked_end = tile * BLOCK_M if CAUSAL else S
     for start in tl.range(0, unmasked_end, BLOCK_N, num_stages=STAGES, warp_specialize=WARP_SPECIALIZE):
-        s = tl.dot(q, k_desc.load([base + start, 0]).T)
-        m_new = tl.maximum(m_i, tl.max(s, 1) * scale_log2)
-        p = tl.math.exp2(s * scale_log2 - m_new[:, None])
-        alpha = tl.math.exp2(m_i - m_new)
-        l_i = l_i * alpha + tl.sum(p, 1)
-        acc = tl.dot(p.to(Q.dtype.element_ty), v_desc.load([base + start, 0]), acc * alpha[:, None])
-        m_i = m_new
+        acc, m_i, l_i = fold_tile(q, k_desc, v_desc, base + start, start, acc, m_i, l_i, scale_log2, rows, False,
+                                  BLOCK_N)
     if CAUSAL:
-        rows = tile * BLOCK_M + tl.arange(0, BLOCK_M)
         for start in tl.range(tile * BLOCK_M, (tile + 1) * BLOCK_M, BLOCK_N, num_stages=STAGES):
-            s = tl.dot(q, k_desc.load([base + start, 0]).T)
-            s = tl.where(rows[:, None] >= start + tl.arange(0, BLOCK_N)[None, :], s, -float("inf"))
-            m_new = tl.maximum(m_i, tl.max(s, 1) * scale_log2)
-            p = tl.math.exp2(s * scale_log2 - m_new[:, None])
-            alpha = tl.math.exp2(m_i - m_new)
-            l_i = l_i * alpha + tl.sum(p, 1)
-            acc = tl.dot(p.to(Q.dtype.element_ty), v_desc.load([base + start, 0]), acc * alpha[:, None])
-            m_i = m_new
+            acc, m_i, l_i = fold_tile(q, k_desc, v_desc, base + start, start, acc, m_i, l_i, scale_log2, rows, True,
+                                      BLOCK_N)
     o_desc.store([base + tile * BLOCK_M, 0], (acc / l_i[:, None]).to(O.dtype.element_ty))
 
 

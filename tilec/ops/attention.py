@@ -47,7 +47,8 @@ def flash_attention_kernel(dtype: str):
                             V: T.Tensor[("B", "HKV", "SKV", "D"), dtype], O: T.Tensor[("B", "HQ", "SQ", "D"), dtype],
                             *, block_m: int = 64, block_n: int = 64, num_stages: int = 2, causal: bool = False,
                             scale_log2: float = 1.0):
-        """O = softmax(Q K^T * scale) V with scale_log2 = scale * log2(e)."""
+        """O = softmax(Q K^T * scale) V with scale_log2 = scale * log2(e), which must be > 0 (flash_attention makes
+        it so; see online_softmax_update)."""
         with T.Kernel(T.ceildiv(SQ, block_m), HQ, B) as (bx, h, b):
             hk = h // (HQ // HKV)
             # causal blocks further down have more keys to see: launch those first, so that the grid's last
