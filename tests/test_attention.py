@@ -58,6 +58,16 @@ def test_flash_scale_and_tiles():
     np.testing.assert_allclose(out, attention_ref(q, k, v, scale=0.3), atol=2e-5, rtol=2e-5)
 
 
+@pytest.mark.parametrize("scale", [float("nan"), float("inf")])
+def test_attention_rejects_a_scale_that_is_not_finite(scale):
+    q = randn((1, 1, 3, 16), "float32")
+    with pytest.raises(TilecArgumentError, match="flash_attention: 'scale' is .*finite"):
+        flash_attention(q, q, q, scale=scale)
+    pq, kc, vc, table, lens = paged_cache(1, 2, 1, 16, 4, 5, [7])
+    with pytest.raises(TilecArgumentError, match="paged_attention: 'scale' is .*finite"):
+        paged_attention(pq, kc, vc, table, lens, scale=scale)
+
+
 @pytest.mark.parametrize("target", ["llvm", "triton"])
 @pytest.mark.parametrize("scale", [-0.4, 0.0])
 def test_attention_negative_and_zero_scale(target, scale):

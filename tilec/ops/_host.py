@@ -23,12 +23,15 @@ def even_part(size: int, block: int, quantum: int) -> int:
     return cdiv(cdiv(size, cdiv(size, block)), quantum) * quantum
 
 
-def softmax_scale(q, scale: float | None, head_dim: int):
+def softmax_scale(op: str, q, scale: float | None, head_dim: int):
     """(q, scale) for the attention kernels, whose online softmax wants scale > 0 (it scales the raw row max, and
     a masked logit -inf times 0 would be NaN): scale defaults to 1/sqrt(head_dim), a negative one is applied as -q
     with -scale (the same logits), and 0 as the smallest normal float32, which leaves every logit 0 to fp32
     precision (uniform attention, as asked)."""
     scale = 1.0 / head_dim ** 0.5 if scale is None else float(scale)
+    if not np.isfinite(scale):
+        raise TilecArgumentError(f"{op}: 'scale' is {scale}; expected a finite number (default 1/sqrt(head dim) = "
+                                 f"{1.0 / head_dim ** 0.5:.6g})")
     q, scale = (q, scale) if scale >= 0 else (-q, -scale)
     return q, max(scale, SMALLEST_NORMAL_FP32)
 

@@ -110,7 +110,7 @@ def flash_attention(q, k, v, *, causal: bool = False, scale: float | None = None
     dtype = check_attention_inputs(q, k, v)
     batch, hq, sq, d = q.shape
     skv = k.shape[2]
-    q, scale = softmax_scale(q, scale, d)
+    q, scale = softmax_scale(OP, q, scale, d)
     out = empty(q, tuple(q.shape), dtype)
     if batch * hq * sq * d == 0:
         return out

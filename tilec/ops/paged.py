@@ -213,7 +213,7 @@ def paged_attention(q, k_cache, v_cache, block_table, context_lens, *, scale: fl
     if nseq * hq * d == 0 or longest <= 0:
         return _host.zeros(q, (nseq, hq, d), dtype)
     out = _host.empty(q, (nseq, hq, d), dtype)  # every row is written (a length-0 sequence as zeros)
-    q, scale = _host.softmax_scale(q, scale, d)
+    q, scale = _host.softmax_scale(OP, q, scale, d)
     group = hq // hkv
     q, k_cache, v_cache = (_host.contiguous(x) for x in (q, k_cache, v_cache))
     table, lens_dev = _host.as_int32(OP, "block_table", block_table), _host.as_int32(OP, "context_lens", context_lens)

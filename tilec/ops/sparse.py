@@ -246,7 +246,7 @@ def sparse_attention(q, k, v, indices, *, scale=None, num_splits=None, check=Tru
     if check:
         _host.check_index_range(OP, "indices", _host.host_numpy(indices), -1, n, "a key row (or -1 for padding)")
     dtype = _host.dtype_name(q)
-    q, scale = _host.softmax_scale(q, scale, dqk)
+    q, scale = _host.softmax_scale(OP, q, scale, dqk)
     if ntok == 0 or indices.shape[1] == 0 or n == 0:
         return _host.zeros(q, (ntok, hq, dv), dtype)
     out = _host.empty(q, (ntok, hq, dv), dtype)  # every (token, head) row is written, all-padding rows as zeros
