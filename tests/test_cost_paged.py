@@ -96,3 +96,20 @@ def test_pages_past_a_split_end_read_one_cached_page():
     missed = sum(nb * miss for t, nb, miss in loop.loads if t == "KC")
     through = sum(nb for t, nb, miss in loop.loads if t == "KC")
     assert missed / through == pytest.approx(11 / 16, rel=0.05)
+
+
+def test_unpipelined_blocks_share_one_round_trip_not_hide_it():
+    # an unpipelined (one gather buffer) loop: the resident blocks run in lockstep, so a step lasts one round trip
+    # plus every block's transfer. H200 sweep (results/h200/cost_sweep_paged_graph): 26 pages per split at 1 page per
+    # step measured 59.2 us, at 2 pages per step 49.0 us (both ~5 blocks per SM), which the model had tied
+    assumed = {"CL": 4096}
+    one = sum(model.predict(b, "h200", assumed).time_s for b in [split(26, pages_per_iter=1, num_stages=4)])
+    two = sum(model.predict(b, "h200", assumed).time_s for b in [split(26, pages_per_iter=2, num_stages=3)])
+    assert one > 1.1 * two
+    # more blocks per SM lengthen a step of the same tile (1 -> 5 blocks per SM: 1.17 -> 2.04 us measured)
+    target, eff = get_target("h200"), model.efficiency(get_target("h200"))
+    counts = counting.Counting(split(26, pages_per_iter=1, num_stages=4), 132 * 8, assumed).run()
+    loop = next(p for p in counts.phases if p.name.startswith("loop"))
+    timing = model.Timing(counts, target, eff, model.dram_scale(counts, target))
+    steps = [timing.phase(loop, b, 132)[0] / loop.trips for b in (1, 3, 5)]
+    assert steps[0] < steps[1] < steps[2]

@@ -11,8 +11,9 @@
              (the b blocks each advance one iteration: their chains overlap, their work shares the SM)
              where memory = max over tiers of bytes / (the SM's share of the tier's bandwidth) and the latency
              chain is (latency + load transfer [+ MMA on Hopper]) / (num_stages - 1) for a software pipeline,
-             compute + memory + latency without one. Latency is DRAM's for misses and the cache's for hits, twice
-             where a load's index reads a global table (page id, then page). On Hopper, tensor-core and vector
+             compute + b x memory + latency without one (the b blocks run in lockstep: one round trip, then all
+             their transfers). Latency is DRAM's for misses and the cache's for hits, twice where a load's index
+             reads a global table (page id, then page). On Hopper, tensor-core and vector
              work overlap (asynchronous wgmma) for GEMM tiles of 64 rows or more; a smaller tile takes the
              synchronous mma.sync (Target.wgmma_rows), at its own fitted efficiency ("mma_sync"), serial with the
              block's vector work and with its wait for the next stage's loads. A pipeline of s stages over n
@@ -414,7 +415,13 @@ class Timing:
                 # (k as the backend pads it: a power of two)
                 step += sum((1 << (int(k) - 1).bit_length()) * calls for _, _, k, _, calls in ph.gemms) / per \
                     * self.latency
-            chain = (step + c_it + m_it + latency) if s == 1 else \
+            # without a pipeline the b resident blocks run in lockstep: they issue their loads together, wait the
+            # same round trip, then share the SM's bandwidth for their bytes, so one block's iteration lasts the
+            # latency plus all b blocks' transfers (others' transfers do not hide its latency). H200 paged split
+            # kernel, 1 page per step, 2-4 stages (one gather buffer), measured time less the reduce kernel's ~6 us
+            # over the steps: 1.17, 1.58, 1.81 and 2.04 us at 1, 3, 4 and 5 blocks per SM, ~0.95 + 0.22 b
+            # (results/h200/cost_sweep_paged_graph); the earlier max(b x memory, one block's chain) said 1.3 flat
+            chain = (step + c_it + b * m_it + latency) if s == 1 else \
                 (step + latency + m_load + mma) / (s - 1) + mma_sync
             slot = max(b * c_it, b * m_it, chain)
         # a GPU pipeline fills and drains; on a CPU, stages only set how far ahead the copies prefetch. A wave of
