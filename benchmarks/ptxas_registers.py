@@ -31,26 +31,12 @@ SMEM_RESERVED_PER_BLOCK = 1024
 
 
 def compile_sm90(bound, num_warps: int):
-    import triton
-    from triton.backends.compiler import GPUTarget
-    from triton.runtime.jit import JITFunction
+    from tilec.lowering.triton_codegen import wants_persistent
+    from tilec.lowering.triton_launch import compile_offline
 
-    from tilec.lowering.triton import lower
-    from tilec.lowering.triton_launch import import_file, write_source
-
-    source = lower(bound)
-    fn = getattr(import_file(write_source(source, bound.name)), bound.name)
-    types = {"float32": "*fp32", "float16": "*fp16", "bfloat16": "*bf16", "int32": "*i32"}
-    signature = {p.name: types[p.dtype] for p in bound.params}
-    aligned = {(i,): [["tt.divisibility", 16]] for i in range(len(signature))}  # as Triton's launcher specialises
-    constants = {}
-    if "NUM_SMS: tl.constexpr" in source:
-        signature["NUM_SMS"], constants["NUM_SMS"] = "constexpr", 132
-    made = triton.compile(triton.compiler.ASTSource(JITFunction(getattr(fn, "fn", fn)), signature, constants,
-                                                    aligned),
-                          target=GPUTarget("cuda", 90, 32), options={"num_warps": num_warps})
+    made = compile_offline(bound, num_warps)
     regs, spills, stack = resource_usage(made.asm["cubin"])
-    return regs, spills, stack, made.metadata.shared, "NUM_SMS: tl.constexpr" in source
+    return regs, spills, stack, made.metadata.shared, wants_persistent(bound)
 
 
 def resource_usage(cubin: bytes) -> tuple[int, int, int]:

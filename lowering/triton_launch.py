@@ -65,6 +65,33 @@ def import_file(path: Path):
     return module
 
 
+#: Triton's signature type of each tensor dtype a tilec kernel takes
+POINTER_TYPES = {"float32": "*fp32", "float16": "*fp16", "bfloat16": "*bf16", "float64": "*fp64", "int32": "*i32",
+                 "int64": "*i64", "int8": "*i8"}
+
+
+def compile_offline(bound: ir.Kernel, num_warps: int, capability: int = 90, programs: int = 132):
+    """Triton's compiled kernel (its .asm stages ttgir/ptx/cubin and .metadata) of a bound kernel's default lowering
+    for an NVIDIA GPU of this compute capability, compiled on this machine, which needs no GPU: for tests of the
+    generated code and offline register counts. Pointers are specialised on 16-byte alignment, as Triton's launcher
+    does for aligned tensors; a persistent kernel gets `programs` programs (an H100's SMs)."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.runtime.jit import JITFunction
+
+    source = KernelLowering(bound, Options()).source()
+    fn = getattr(import_file(write_source(source, bound.name)), bound.name)
+    signature = {p.name: POINTER_TYPES[p.dtype] for p in bound.params}
+    aligned = {(i,): [["tt.divisibility", 16]] for i in range(len(signature))}
+    constants = {}
+    if "NUM_SMS: tl.constexpr" in source:
+        signature["NUM_SMS"], constants["NUM_SMS"] = "constexpr", programs
+    with interpret_mode(False):
+        return triton.compile(triton.compiler.ASTSource(JITFunction(getattr(fn, "fn", fn)), signature, constants,
+                                                        aligned),
+                              target=GPUTarget("cuda", capability, 32), options={"num_warps": num_warps})
+
+
 @contextlib.contextmanager
 def interpret_mode(on: bool):
     """Run Triton in the mode the tensors' device needs, whatever the environment said when triton was imported.

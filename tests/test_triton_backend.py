@@ -369,25 +369,9 @@ print(json.dumps(out))
 def compile_sm90(kernel, dims, config, num_warps=4, stage="ttgir"):
     """Triton's TTGIR (or PTX) for an H100 (sm_90), compiled on this machine: the NVIDIA backend ships with
     triton."""
-    from triton.backends.compiler import GPUTarget
-    from triton.runtime.jit import JITFunction
+    from tilec.lowering.triton_launch import compile_offline
 
-    from tilec.lowering.triton_launch import import_file, interpret_mode, write_source
-
-    bound = kernel.specialize(dims, config, "triton")
-    source = lower(bound)
-    fn = getattr(import_file(write_source(source, bound.name)), bound.name)
-    types = {"float32": "*fp32", "float16": "*fp16", "bfloat16": "*bf16", "int32": "*i32"}
-    signature = {p.name: types[p.dtype] for p in bound.params}
-    aligned = {(i,): [["tt.divisibility", 16]] for i in range(len(signature))}  # as Triton's launcher specialises
-    constants = {}
-    if "NUM_SMS: tl.constexpr" in source:  # persistent: the launcher passes the SM count
-        signature["NUM_SMS"], constants["NUM_SMS"] = "constexpr", 132
-    with interpret_mode(False):
-        compiled = triton.compile(triton.compiler.ASTSource(JITFunction(getattr(fn, "fn", fn)), signature,
-                                                            constants, aligned),
-                                  target=GPUTarget("cuda", 90, 32), options={"num_warps": num_warps})
-    return compiled.asm[stage]
+    return compile_offline(kernel.specialize(dims, config, "triton"), num_warps).asm[stage]
 
 
 @pytest.fixture(scope="module")

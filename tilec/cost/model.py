@@ -47,17 +47,10 @@ from functools import lru_cache
 from pathlib import Path
 
 from .. import ir
+from ..lowering.triton_layout import DOT_MIN, next_pow2  # how the Triton backend pads tl.dot operands
 from .counting import Counting, KernelCounts, Phase, tile_bytes
 from .cpu import gemm_cycles
 from .targets import DEFAULT_EFFICIENCY, Target, get_target
-
-#: tl.dot operand dims are padded to powers of two of at least 16 (lowering/triton_layout.py, DOT_MIN)
-DOT_MIN = 16
-
-
-def next_pow2(n) -> int:
-    return 1 << max(0, (int(n) - 1).bit_length())
-
 
 CALIBRATION = Path(__file__).with_name("data") / "calibration.json"
 #: one SM (or core) alone reaches at most this multiple of its fair share (bandwidth / SMs) of a shared tier.
@@ -339,11 +332,10 @@ class Timing:
         """Fraction of a phase's tensor-core FLOPs whose tile takes the synchronous MMA: on a target with an
         asynchronous warpgroup MMA (Target.wgmma_rows), a T.gemm whose accumulator has fewer rows, as the Triton
         backend pads them (a power of two, at least 16: lowering/triton_layout.Padding)."""
-        rows = self.target.wgmma_rows
-        if not rows or self.target.core or not ph.gemms:
+        if not self.target.wgmma_rows or self.target.core or not ph.gemms:
             return 0.0
         total = sum(m * n * k * calls for m, n, k, _, calls in ph.gemms)
-        slow = sum(m * n * k * calls for m, n, k, _, calls in ph.gemms if max(DOT_MIN, next_pow2(m)) % rows)
+        slow = sum(m * n * k * calls for m, n, k, _, calls in ph.gemms if synchronous_mma(self.target, m))
         return slow / total if total else 0.0
 
     def share(self, tier, active: int, gathered: bool = True) -> float:
@@ -413,8 +405,7 @@ class Timing:
             step = 0.0
             if self.spilled:
                 # (k as the backend pads it: a power of two)
-                step += sum((1 << (int(k) - 1).bit_length()) * calls for _, _, k, _, calls in ph.gemms) / per \
-                    * self.latency
+                step += sum(next_pow2(k) * calls for _, _, k, _, calls in ph.gemms) / per * self.latency
             # without a pipeline the b resident blocks run in lockstep: they issue their loads together, wait the
             # same round trip, then share the SM's bandwidth for their bytes, so one block's iteration lasts the
             # latency plus all b blocks' transfers (others' transfers do not hide its latency). H200 paged split

@@ -2,6 +2,8 @@
 kernel will run, and arrays of the caller's kind (NumPy -> NumPy, torch -> torch on the same device)."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..errors import TilecArgumentError
@@ -29,7 +31,7 @@ def softmax_scale(op: str, q, scale: float | None, head_dim: int):
     with -scale (the same logits), and 0 as the smallest normal float32, which leaves every logit 0 to fp32
     precision (uniform attention, as asked)."""
     scale = 1.0 / head_dim ** 0.5 if scale is None else float(scale)
-    if not np.isfinite(scale):
+    if not math.isfinite(scale):
         raise TilecArgumentError(f"{op}: 'scale' is {scale}; expected a finite number (default 1/sqrt(head dim) = "
                                  f"{1.0 / head_dim ** 0.5:.6g})")
     q, scale = (q, scale) if scale >= 0 else (-q, -scale)

@@ -180,7 +180,9 @@ def gemm(a, b, *, trans_a: bool = False, trans_b: bool = False, out_dtype=None, 
         # 3.9 ms for 4096^3 (torch 2.7, the spilling tiles 3.2): results/h200/gemm_fp32_2026-12-02.json. fp64 dots
         # are a broadcast product summed over K (lowering/triton_tiles.py) whose [M, K, N] tile sits in registers:
         # 32x32x8 tiles keep it at 64 doubles per thread (correctness only; fp64 speed is not a goal here)
-        defaults.update(block_m=128, block_n=64, block_k=16, num_stages=3) if in_dtype == "float32" else \
+        if in_dtype == "float32":
+            defaults.update(block_m=128, block_n=64, block_k=16, num_stages=3)
+        else:
             defaults.update(block_m=32, block_n=32, block_k=8, num_stages=2)
     if backend == "triton" and in_dtype in ("float16", "bfloat16"):
         # 2-byte tiles leave room for 128x256 (3 stages: 144 KiB); measured on an H100, 4096^3 fp16, host-call
