@@ -194,6 +194,22 @@ def sparse_case(arr, target: str, n: int, t: int, hq: int, nkeys: int, topk: int
                        args, default)
 
 
+def sparse_mla_case(arr, target: str, n: int, t: int, hq: int, nkeys: int, topk: int, space: dict, default: dict,
+                    d: int = 576, dv: int = 512) -> Case:
+    """The op's own MLA kernel (tilec.ops.sparse_attention with v a view of the latent): each gathered row of the
+    one kv head serves as K (all d columns) and V (its first dv)."""
+    from tilec.ops.sparse import sparse_mla_kernel
+
+    k = sparse_mla_kernel(arr.dtype)
+    rng = np.random.default_rng(0)
+    idx = arr.ints(np.stack([rng.permutation(nkeys)[:topk] for _ in range(t)]))
+    args = (arr.randn(t, hq, d), arr.randn(nkeys, 1, d), idx, arr.empty(t, hq, dv))
+    space = {"group": [hq], "scale": [1 / math.sqrt(d)], **space}
+    return simple_case("sparse_mla", f"T{t} Hq{hq} N{nkeys} topk{topk} {SHORT[arr.dtype]}", k,
+                       {"S": t, "H": hq, "D": d, "N": nkeys, "HK": 1, "DV": dv, "TOPK": topk}, space, target, n,
+                       args, default)
+
+
 # ------------------------------------------------------------------------------------------------ per device
 def cpu_cases(kernels: set, quick: bool, n: int) -> list:
     """fp32 on the LLVM backend: GEMM (squares and skinny M), softmax (whole rows; long rows online) and the LLM
@@ -291,6 +307,15 @@ def cuda_cases(kernels: set, quick: bool, n: int, arch: str, device: str = "cuda
                  "num_stages": [1, 2], "chunk_stages": [1, 2, 3]}
         cases.append(sparse_case(arr, arch, n, 512, 128, 16384, 2048, space,
                                  dict(block_h=64, block_n=64, block_d=64, num_stages=1, chunk_stages=3)))
+    if "sparse_mla" in kernels:
+        # the op's shared-latent kernel at both of the issue's regimes: memory-bound (16 heads, few tokens) and
+        # compute-bound (128 heads)
+        space = {"block_h": [8, 16], "block_n": [16, 32, 64, 128], "num_stages": [1, 2, 3, 4]}
+        cases.append(sparse_mla_case(arr, arch, n, 64, 16, 8192, 2048, space,
+                                     dict(block_h=8, block_n=128, num_stages=2)))
+        space = {"block_h": [16, 32, 64], "block_n": [16, 32, 64, 128], "num_stages": [1, 2, 3, 4]}
+        cases.append(sparse_mla_case(arr, arch, n, 512, 128, 8192, 2048, space,
+                                     dict(block_h=64, block_n=64, num_stages=2)))
     return cases
 
 

@@ -346,7 +346,7 @@ def main(argv=None) -> int:
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--kernels", default=None, help="comma-separated: gemm,softmax,attention,grouped_gemm,paged,"
                                                    "sparse (cpu); gemm,attention,grouped_gemm,paged (cuda, and "
-                                                   "sparse when named); default all of the device's")
+                                                   "sparse, sparse_mla when named); default all of the device's")
     p.add_argument("--quick", action="store_true", help="fewer shapes")
     p.add_argument("--cases", default=None,
                    help="comma-separated substrings of '<kernel> <shape>': only the cases that contain one "
