@@ -30,8 +30,9 @@ from tilec.cost.targets import get_target
 
 FITTED = ("compute", "mma_sync", "vector", "sfu", "loop", "memory", "latency")
 #: a CPU's compute constants may pass 1: its peak uses the clock /proc/cpuinfo reports (the nominal one in a VM),
-#: and cores boost above it
-CPU_CLOCKED = ("compute", "vector", "sfu")
+#: and cores boost above it; so may memory, whose DRAM bandwidth is an estimate (targets.host_cpu: 10 GB/s per core)
+#: unless measured
+CPU_CLOCKED = ("compute", "vector", "sfu", "memory")
 #: no GPU GEMM reaches the tensor cores' dense peak: on the H200 cuBLAS ran a 4096^3 bf16 GEMM at 783 TFLOP/s, 0.79 of
 #: 989 (benchmarks/results/h200/gpu_gemm.json); a fit past this trades compute for an error elsewhere
 GPU_MATRIX_CAP = 0.8

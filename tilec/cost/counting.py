@@ -39,6 +39,11 @@ class Phase:
     ops: Counter = field(default_factory=Counter)  # "matrix:<dtype>" / "vector:<dtype>" / "sfu" -> count
     loads: list = field(default_factory=list)  # (tensor, bytes through the cache tier, fraction missing it)
     store_bytes: float = 0.0
+    #: bytes a block's statements read and write in its fragment and local tiles (T.copy, T.reduce, T.Parallel;
+    #: not T.gemm, whose micro-kernel keeps its tiles in registers): a CPU core's L1 holds them, or its L2
+    local_bytes: float = 0.0
+    #: global tensor -> bytes stored to it (store_bytes split by tensor)
+    stored: Counter = field(default_factory=Counter)
     shared_bytes: float = 0.0
     #: (m, n, k, compute itemsize, calls) of each T.gemm: a CPU core's time depends on the tile shape, not only FLOPs
     gemms: list = field(default_factory=list)
@@ -355,11 +360,13 @@ class Counting:
             elif isinstance(stmt, ir.Reduce):
                 src = self.buffers[stmt.src]
                 n = math.prod(_ival(d) for d in src.shape) * self.executions()
-                # max/min along the last dim: a dependent chain (no reassociation); a sum is vectorised
-                serial = stmt.op != "sum" and stmt.dim == len(src.shape) - 1 and ir.is_float(src.dtype)
-                phase.ops[f"{'chain' if serial else 'vector'}:{src.dtype}"] += n
+                # vector work, max/min too: LLVM vectorises a llvm.maxnum/minnum reduction along the contiguous
+                # dim (vector.reduce.fmax.v16f32 for znver4, v8f32 for Intel AVX-512 targets that prefer 256 bits)
+                phase.ops[f"vector:{src.dtype}"] += n
                 if src.scope == "shared":
                     phase.shared_bytes += n * ir.ITEMSIZE[src.dtype]
+                elif src.scope in ("fragment", "local"):
+                    phase.local_bytes += n * ir.ITEMSIZE[src.dtype]
             elif isinstance(stmt, ir.Parallel):
                 self.parallel(stmt, phase)
 
@@ -374,16 +381,20 @@ class Counting:
         extents = [self.extent(e) for e in (stmt.dst if dst.scope != "global" else stmt.src).extents]
         phase.copy_rows += math.prod(extents[:-1]) * self.executions()
         for region, buf, other in ((stmt.src, src, stmt.dst), (stmt.dst, dst, stmt.src)):
+            nbytes = math.prod(self.extent(e) for e in region.extents) * ir.ITEMSIZE[buf.dtype] * self.executions()
             if buf.scope == "shared":
-                phase.shared_bytes += math.prod(self.extent(e) for e in region.extents) * ir.ITEMSIZE[buf.dtype] \
-                    * self.executions()
+                phase.shared_bytes += nbytes
+            elif buf.scope in ("fragment", "local"):
+                phase.local_bytes += nbytes
         if src.scope == "global":
             self.block_loads |= not self.loops
             nbytes = self.region_elements(stmt.src, src.shape) * ir.ITEMSIZE[src.dtype]
             miss = 0.0 if self.reread(stmt.src, src.name, nbytes, phase) else self.miss_fraction(stmt.src, src.shape)
             phase.loads.append((src.name, nbytes, miss))
         if dst.scope == "global":
-            phase.store_bytes += self.region_elements(stmt.dst, dst.shape) * ir.ITEMSIZE[dst.dtype]
+            nbytes = self.region_elements(stmt.dst, dst.shape) * ir.ITEMSIZE[dst.dtype]
+            phase.store_bytes += nbytes
+            phase.stored[dst.name] += nbytes
 
     def tile_origins(self, region: ir.Region):
         """The origins block 0 copies `region` from over the enclosing loops, or None where an origin is data."""
@@ -447,6 +458,10 @@ class Counting:
 
     def element_access(self, name, indices, extents, inner, per_block, phase, store):
         buf = self.buffers[name]
+        if buf.scope in ("fragment", "local"):
+            used = set().union(*(free_vars(self.subst(i)) for i in indices)) & set(extents) if indices else set()
+            phase.local_bytes += math.prod(extents[v] for v in used) * per_block * ir.ITEMSIZE[buf.dtype]
+            return
         if buf.scope not in ("global", "shared"):
             return
         indices = [self.subst(i) for i in indices]
@@ -468,6 +483,7 @@ class Counting:
             nbytes = distinct * max(size, SECTOR)
         if store:
             phase.store_bytes += nbytes
+            phase.stored[name] += nbytes
             return
         taken = self.table_fraction(indices, extents) if buf.scope == "global" else 1.0
         phase.loads.append((name, nbytes * taken, 1.0))

@@ -14,10 +14,9 @@ hide the FMA latency. So the cycles of one gemm call are
 per pipe: a wider op takes several slots), fma_pipes, load_ports, shuffle_pipes (the splat of a[i, k]), fma_latency
 (cycles), store_bytes (per cycle), gather_cycles (one element of a T.Parallel gather, tilec/cost/model.py),
 exp_ops and vector_pipes (T.exp/exp2/log are inline vector code, lowering/llvm/vecmath.py: instructions per vector
-of lanes, issued over the vector pipes; targets.host_cpu turns them into the transcendental rate), chain_cycles (one
-step of a dependent scalar max/min: llvm.maxnum does not reassociate, so such reductions are not vectorised),
-row_cycles (entering one innermost loop: a copy's row with its bounds and masking, a packing row: tiles with short
-rows pay it per few elements).
+of lanes, issued over the vector pipes; targets.host_cpu turns them into the transcendental rate), row_cycles
+(entering one innermost loop: a copy's row with its bounds and masking, a packing row: tiles with short rows pay it
+per few elements).
 """
 from __future__ import annotations
 

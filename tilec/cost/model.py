@@ -27,16 +27,18 @@
     total    full waves x wave time + tail wave time + launch overhead
 
 On a CPU (a target with `core` figures) one thread runs a block's statements one after another: a slot is
-compute + scratch copies (+ latency without prefetching), overlapped only with the cache and DRAM streams; a GEMM
+compute + scratch copies (+ passes over scratch tiles that overflow the core's L1 share, refilled from L2), overlapped
+with the cache and DRAM streams when a loop prefetches (num_stages > 1) or gathers, else followed by its DRAM
+transfer and latency (the thread copies its rows, then computes on them); a GEMM
 costs the LLVM micro-kernel's cycles for its tile shape (tilec/cost/cpu.py: lane use of narrow column tails, too few
 rows to hide the FMA latency, splats, packing, c loads and stores), every innermost copy or packing row a loop entry
 and every element a T.Parallel loads at an index read from a table (a gather) core cycles of its own;
 num_stages only sets the prefetch distance (no fill and drain).
 
 Global loads that blocks of one wave share (a GEMM's A tile across the blocks of one row) are fetched from DRAM
-once; every tensor costs at least its footprint once; when every loaded tensor fits in half the cache, only the
-footprint comes from DRAM. A few efficiency constants per target (fraction of peak reached) live in
-tilec/cost/data/calibration.json, fitted by benchmarks/calibrate_cost.py from measured times.
+once; every tensor costs at least its footprint once; when every loaded tensor (on a CPU, with the written ones)
+fits in half the cache, only the footprint comes from DRAM. A few efficiency constants per target (fraction of
+peak reached) live in tilec/cost/data/calibration.json, fitted by benchmarks/calibrate_cost.py from measured times.
 """
 from __future__ import annotations
 
@@ -323,8 +325,6 @@ class Timing:
         if kind == "sfu":
             return t.sfu_ops * e.get("sfu", e["vector"]) / t.sms
         unit, dtype = kind.split(":")
-        if unit == "chain" and t.core:  # one dependent scalar step at a time
-            return t.core["clock_hz"] / t.core["chain_cycles"] * e["vector"]
         matrix = unit == "gemm" and dtype in t.matrix_flops
         return t.peak_flops(dtype, matrix) * (e["compute"] if unit == "gemm" else e["vector"]) / t.sms
 
@@ -383,7 +383,19 @@ class Timing:
             s = TRITON_DEFAULT_STAGES
         if core:  # one thread runs the compute and the scratch copies in turn; caches and DRAM stream alongside
             shared = tiers.pop(t.shared_tier)
-            slot = max(c_it + shared + (latency if s == 1 else 0.0), *tiers.values())
+            if self.counts.fragment_bytes > CACHE_FIT * t.memory["l1"].capacity:
+                # the block's scratch tiles overflow its share of L1: every pass over them (T.copy in and out,
+                # T.reduce, T.Parallel) refills L1 from L2 at the L2 -> L1 rate. CPU softmax_rows 4096 x 1024:
+                # 1-3 rows per block (4-12 KiB of tiles) ran 1.85-1.95 ms, 5 rows and more 2.1-2.5 ms
+                shared += ph.local_bytes / per / (t.memory["l1"].bandwidth * self.eff["shared"])
+            if s == 1 and not ph.gathers:
+                # without prefetching, the thread copies its rows from DRAM and then computes on them: a streaming
+                # copy does not overlap the compute (CPU softmax, whose vectorised compute is under half its DRAM
+                # time, ran at about the sum of the two). A gather (paged and sparse attention: rows mostly in the
+                # cache) keeps the overlapped form
+                slot = max(c_it + shared + latency + tiers[t.global_tier], *tiers.values())
+            else:
+                slot = max(c_it + shared + (latency if s == 1 else 0.0), *tiers.values())
             tiers[t.shared_tier] = shared
         else:
             gathered = ph.gathers > 0 and s > 1
@@ -451,7 +463,16 @@ def dram_scale(counts: KernelCounts, target: Target) -> dict:
             through[t] = through.get(t, 0.0) + nb
             guessed[t] = guessed.get(t, 0.0) + nb * miss
     footprint = {t: min(counts.tensor_bytes[t], through[t]) for t in through}
-    fits = sum(footprint.values()) <= CACHE_FIT * target.memory[target.cache_tier].capacity
+    resident = sum(footprint.values())
+    if target.core:
+        # a CPU's stores allocate lines in its caches too: an output as large as the input (softmax 256 x 16384,
+        # 16 MiB each, 32 MiB L3) leaves no room to keep the input for a second pass
+        written: dict = {}
+        for ph in counts.phases:
+            for t, nb in ph.stored.items():
+                written[t] = written.get(t, 0.0) + nb
+        resident += sum(min(counts.tensor_bytes[t], nb) for t, nb in written.items() if t not in through)
+    fits = resident <= CACHE_FIT * target.memory[target.cache_tier].capacity
     return {t: (footprint[t] if fits else max(footprint[t], guessed[t])) / guessed[t]
             for t in guessed if guessed[t] > 0}
 
