@@ -33,7 +33,7 @@ from tilec.cost import targets  # noqa: E402
 #: cost_sweep's --kernels name of each case's kernel
 KERNEL_GROUP = {"gemm": "gemm", "flash_attention": "attention", "grouped_gemm": "grouped_gemm",
                 "paged_decode": "paged", "softmax_rows": "softmax", "softmax_online": "softmax",
-                "sparse_attention": "sparse"}
+                "sparse_attention": "sparse", "sparse_mla": "sparse_mla"}
 
 
 def builders(report: dict) -> dict:

@@ -47,6 +47,10 @@ class Phase:
     shared_bytes: float = 0.0
     #: (m, n, k, compute itemsize, calls) of each T.gemm: a CPU core's time depends on the tile shape, not only FLOPs
     gemms: list = field(default_factory=list)
+    #: the T.gemms' steps along k per block: one per k element on CUDA cores (float32/float64 operands: the Triton
+    #: backend's exact dot is an FMA loop), one per 32 bytes of a row's k on tensor cores (an MMA instruction's k:
+    #: 16 for bf16/fp16, PTX ISA "Matrix shape" of mma.sync and wgmma)
+    gemm_k_steps: float = 0.0
     #: innermost-loop entries of T.copy (its rows): a CPU pays a fixed overhead per row
     copy_rows: float = 0.0
     #: global round trips one after another per iteration: 2 when a load's index reads a global table (a paged
@@ -430,6 +434,8 @@ class Counting:
         k = _ival(a.shape[0] if stmt.transpose_a else a.shape[1])
         phase.ops[f"gemm:{a.dtype}"] += 2 * m * n * k * self.executions()
         phase.gemms.append((m, n, k, 8 if "float64" in (a.dtype, b.dtype, c.dtype) else 4, self.executions()))
+        cuda_cores = a.dtype in ("float32", "float64")
+        phase.gemm_k_steps += (k if cuda_cores else -(-k * ir.ITEMSIZE[a.dtype] // 32)) * self.executions()
         for x in (a, b):
             if x.scope == "shared":
                 phase.shared_bytes += math.prod(_ival(d) for d in x.shape) * ir.ITEMSIZE[x.dtype] * self.executions()

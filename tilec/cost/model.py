@@ -21,9 +21,10 @@
              law per SM: b blocks keep b (s - 1) iterations of loads in flight). A pipelined gather (T.Parallel
              at table indices) gets one shared buffer (chain of s = 1, the table read a stage ahead); an SM
              streams at most its fair share of DRAM (SM_SHARE_CAP), 1.5x that through TMA (SM_SHARE_CAP_BULK);
-             registers past 255 per thread spill, and a GEMM on spilled operands waits a DRAM round trip per k
-             step. A persistent grid's flattened nest pipelines an inner num_stages=1 at Triton's default,
-             unless the block reads global values before its loop (a MoE schedule row).
+             registers past 255 per thread spill, and a GEMM on spilled operands waits a local-memory round
+             trip per MMA k step (L1 for gathered values in flight, global for fragments). A persistent grid's
+             flattened nest pipelines an inner num_stages=1 at Triton's default, unless the block reads global
+             values before its loop (a MoE schedule row).
     total    full waves x wave time + tail wave time + launch overhead
 
 On a CPU (a target with `core` figures) one thread runs a block's statements one after another: a slot is
@@ -151,7 +152,14 @@ REG_BASE = 32
 
 
 def register_tiles(kernel: ir.Kernel, target: Target) -> tuple[int, int]:
-    """(fragment bytes, bytes of loaded values a block holds in registers on their way to the MMA) of one block, as
+    """(fragment bytes, bytes of loaded values a block holds in registers on their way to the MMA): see
+    register_parts; the values on their way are the larger of its gathered and operand bytes."""
+    frag, gathered, operands = register_parts(kernel, target)
+    return frag, max(gathered, operands)
+
+
+def register_parts(kernel: ir.Kernel, target: Target) -> tuple[int, int, int]:
+    """(fragment bytes, gathered bytes, operand bytes): the registers one block's values take, as
     the backend lays the tiles out. The Triton backend pads every tile dim to a power of two and a tl.dot operand's
     dims to 16 (lowering/triton_layout.Padding: a group of 4 query heads is a 16-row tile there). On their way:
     (a) a shared tile that a T.Parallel fills (a gather at table indices) is a register tensor of loaded values
@@ -159,10 +167,10 @@ def register_tiles(kernel: ir.Kernel, target: Target) -> tuple[int, int]:
     (b) a T.gemm that takes the synchronous MMA (Target.wgmma_rows: accumulator rows, padded, not a multiple of 64 on
     Hopper; every T.gemm on a target without an asynchronous MMA) loads its shared operands whole into registers in
     the dot-operand layout (ldmatrix), where wgmma reads them from shared memory. (a) is dead once stored, before
-    (b) loads: the larger of the two counts, and of (b) the largest T.gemm's (one runs at a time). Other targets:
-    the IR's own tile bytes, no such values."""
+    (b) loads, so register_tiles counts the larger of the two; of (b) the largest T.gemm's (one runs at a time).
+    Other targets: the IR's own tile bytes, no such values."""
     if target.kind != "gpu":
-        return tile_bytes(kernel)[1], 0
+        return tile_bytes(kernel)[1], 0, 0
     from ..lowering.triton_layout import Padding
 
     pad, buffers = Padding(kernel), kernel.buffers()
@@ -187,7 +195,7 @@ def register_tiles(kernel: ir.Kernel, target: Target) -> tuple[int, int]:
         if isinstance(g, ir.Gemm) and synchronous_mma(target, int(buffers[g.c].shape[0].value)):
             operands = max(operands, sum(padded_bytes(pad, n, buffers[n]) for n in (g.a, g.b)
                                          if buffers[n].scope == "shared"))
-    return frag, max(through, operands)
+    return frag, through, operands
 
 
 def synchronous_mma(target: Target, rows: int) -> bool:
@@ -210,19 +218,42 @@ MAX_REGS_PER_THREAD = 255
 
 
 def spills(kernel: ir.Kernel, target: Target, threads: int) -> bool:
-    """Whether a GPU block's registers per thread pass MAX_REGS_PER_THREAD: its padded fragments (register_tiles),
-    a second copy of each fragment that a T.gemm reads (converted to the dot-operand layout), and 32 base
-    registers. ptxas (Triton 3.9, sm_90) on paged decode's reduce kernel: 87 registers and no stack at 64 splits
-    (estimate 204), 32 registers and a 7 KB stack frame per thread at 86-128 (padded to 128: estimate 368)."""
+    """Whether a GPU block's registers per thread pass MAX_REGS_PER_THREAD (register_demand)."""
+    return any(register_demand(kernel, target, threads))
+
+
+def register_demand(kernel: ir.Kernel, target: Target, threads: int) -> tuple[bool, bool]:
+    """(whether the block's long-lived registers pass MAX_REGS_PER_THREAD, whether they do only with the gathered
+    values in flight): its padded fragments (register_parts), a second copy of each fragment that a T.gemm reads
+    (converted to the dot-operand layout), 32 base registers, then the values a T.Parallel gathers on their way to
+    shared memory. ptxas (Triton 3.9, sm_90) on paged decode's reduce kernel: 87 registers and no stack at 64
+    splits (estimate 204), 32 registers and a 7 KB stack frame per thread at 86-128 (padded to 128: estimate 368).
+    A synchronous MMA's shared operands do not count: ptxas loads them a k slice at a time when registers run short
+    (Triton 3.6, sm_90, sparse MLA at 16 heads, 2 stages: 238 registers and no stack with a 128 x 512 operand,
+    which whole would take 256 per thread)."""
     if target.kind != "gpu":
-        return False
+        return False, False
     from ..lowering.triton_layout import Padding
 
-    frag, through = register_tiles(kernel, target)
+    frag, gathered, _ = register_parts(kernel, target)
     pad, buffers = Padding(kernel), kernel.buffers()
     copies = sum(padded_bytes(pad, name, buffers[name]) for g in ir.walk_stmts(kernel.body)
                  if isinstance(g, ir.Gemm) for name in (g.a, g.b) if buffers[name].scope == "fragment")
-    return (frag + copies + through) / 4 / threads + 32 > MAX_REGS_PER_THREAD
+    held = (frag + copies) / 4 / threads + 32 > MAX_REGS_PER_THREAD
+    return held, not held and (frag + copies + gathered) / 4 / threads + 32 > MAX_REGS_PER_THREAD
+
+
+def spill_latency(kernel: ir.Kernel, target: Target, threads: int) -> float:
+    """Seconds of one round trip to the local memory that holds a GPU block's spilled registers (0: none spill).
+    Local memory is cached in L1 (CUDA C++ Best Practices Guide, "Local Memory"). Values gathered on their way to
+    shared memory spill briefly and a little, and their round trips stay in L1 (the shared tier's latency); long-lived
+    fragments spill whole, and theirs cost a global round trip. H200: the sparse MLA kernel at 16 heads and 1 stage
+    (ptxas: 255 registers, a 16-816 B stack per thread from its gathers) ran 130-153 us, where global round trips
+    predicted 1.3 ms; the paged reduce at 86-128 splits (a 7 KB stack per thread from its fragments) ran ~190 us,
+    which global round trips predict (196 us)."""
+    held, gathered = register_demand(kernel, target, threads)
+    tier = target.global_tier if held else target.shared_tier if gathered else None
+    return target.memory[tier].latency if tier else 0.0
 
 
 def padded_bytes(pad, name: str, buf: ir.Buffer) -> int:
@@ -301,13 +332,13 @@ TRITON_DEFAULT_STAGES = 3
 # ------------------------------------------------------------------------------------------------ timing
 class Timing:
     def __init__(self, counts: KernelCounts, target: Target, eff: dict, dram_scale: dict, flat: bool = False,
-                 spilled: bool = False):
+                 spill_latency: float = 0.0):
         self.counts, self.target, self.eff, self.scale = counts, target, eff, dram_scale
         #: registers spilled to local memory, which lives in device memory ("local memory accesses have the same
         #: high latency and low bandwidth as global memory accesses", CUDA C++ Best Practices Guide, "Local
         #: Memory"): a GEMM on spilled operands waits one global round trip per k step (a 7 KB stack frame at 32
         #: registers leaves no room for loads in flight). H200: paged reduce of 86-128 splits, ~150 us against 10
-        self.spilled = spilled
+        self.spill_latency = spill_latency * eff["latency"]
         self.flat = flat  # a persistent grid whose loops Triton flattens (no tile copied in outside the loops)
         # pipeline fills per block: once per program when flattened
         self.fills = 1 / max(1.0, counts.grid / target.sms) if flat else 1.0
@@ -415,9 +446,11 @@ class Timing:
             # holds no buffer, but its warps run it between one stage's wait and the next: it adds to the chain
             mma = c_it * self.eff["compute"] if ph.gemms and t.async_mma_buffers and mma_async > 0 else 0.0
             step = 0.0
-            if self.spilled:
-                # (k as the backend pads it: a power of two)
-                step += sum(next_pow2(k) * calls for _, _, k, _, calls in ph.gemms) / per * self.latency
+            if self.spill_latency:
+                # per step along k of each T.gemm: one per k element of an FMA-loop dot, one per MMA instruction's
+                # k on tensor cores (H200, sparse MLA at 16 heads, 1 stage, ptxas 255 registers and an 0.8 KB
+                # stack: 153 us, 2.3x its pipelined twin; charging every k element predicted 11 ms)
+                step += ph.gemm_k_steps / per * self.spill_latency
             # without a pipeline the b resident blocks run in lockstep: they issue their loads together, wait the
             # same round trip, then share the SM's bandwidth for their bytes, so one block's iteration lasts the
             # latency plus all b blocks' transfers (others' transfers do not hide its latency). H200 paged split
@@ -528,7 +561,7 @@ def predict(kernel: ir.Kernel, target="h100", assume: dict | None = None) -> Cos
     main = max(counts.phases, key=lambda ph: ph.trips_max, default=None)
     balance = main.trips / main.trips_max if main is not None and main.trips_max > main.trips > 0 else 1.0
     grid = max(1, round(counts.grid * balance)) if counts.grid else 0
-    spilled = spills(kernel, target, how.threads)
+    spilled = spill_latency(kernel, target, how.threads)
     timing = Timing(counts, target, eff, scale, how.persistent and not counts.block_loads, spilled)
 
     full, tail = divmod(grid, wave_blocks)
