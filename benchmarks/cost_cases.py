@@ -316,6 +316,13 @@ def cuda_cases(kernels: set, quick: bool, n: int, arch: str, device: str = "cuda
         space = {"block_h": [16, 32, 64], "block_n": [16, 32, 64, 128], "num_stages": [1, 2, 3, 4]}
         cases.append(sparse_mla_case(arr, arch, n, 512, 128, 8192, 2048, space,
                                      dict(block_h=64, block_n=64, num_stages=2)))
+        if not quick:  # shapes the model was not changed for: 32 heads (few tokens) and 64 heads (many)
+            space = {"block_h": [8, 16, 32], "block_n": [16, 32, 64, 128], "num_stages": [1, 2, 3]}
+            cases.append(sparse_mla_case(arr, arch, n, 128, 32, 16384, 2048, space,
+                                         dict(block_h=16, block_n=128, num_stages=2)))
+            space = {"block_h": [16, 32, 64], "block_n": [16, 32, 64, 128], "num_stages": [1, 2, 3]}
+            cases.append(sparse_mla_case(arr, arch, n, 2048, 64, 16384, 2048, space,
+                                         dict(block_h=64, block_n=64, num_stages=2)))
     return cases
 
 
