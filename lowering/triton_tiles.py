@@ -88,6 +88,11 @@ def descriptor_for(lw, g: ir.Region, t: ir.Region):
     block = [1] * (rank - len(pairs)) + [dims[k] for k in t_axes]
     if any(not isinstance(e, ir.Const) or const_int(e) != n for e, n in zip(g.extents, block)):
         return None
+    if any(b >= 2 * n for b, n in zip(block, gshape)):
+        # a box at least twice the tensor is mostly out of bounds, and TMA's zero fill of those rows is slow: a GEMM
+        # with M=16 on 256x32 tiles ran 106 us with descriptors and 43 us with masked pointer loads (H200, Triton
+        # 3.6, N=K=4096; 128x64 tiles 37 us against 24; results/h200/skinny_tma_2026-12-02.json)
+        return None
     size = ir.ITEMSIZE[gbuf.dtype]
     strides = row_major_strides(gshape)
     if (max(block) > TMA_MAX_BOX or block[-1] * size < TMA_ALIGN

@@ -235,13 +235,25 @@ def test_descriptors_for_aligned_gemm_pointers_for_unaligned():
                                                  descriptors=False)
 
 
-@pytest.mark.parametrize("m,n,k", [(130, 72, 40), (5, 8, 8)])
-def test_descriptor_copies_zero_fill_and_clip(m, n, k):
-    """TMA boxes past the tensor's edge: loads read zeros, stores leave the memory beyond the edge alone."""
+@pytest.mark.parametrize("m,n,k,descriptors", [(130, 72, 40, 3), (5, 8, 8, 0)])
+def test_descriptor_copies_zero_fill_and_clip(m, n, k, descriptors):
+    """TMA boxes past the tensor's edge: loads read zeros, stores leave the memory beyond the edge alone. A box
+    twice the tensor or more (5 x 8 x 8 on 64-wide tiles) takes masked pointer loads and stores instead."""
     a, b = rand(m, k, dtype=np.float16), rand(k, n, dtype=np.float16)
     (_, _, c), source = run(matmul_half, {"M": m, "N": n, "K": k}, {}, a, b, np.zeros((m, n), np.float32))
-    assert source.count("make_tensor_descriptor") == 3
+    assert source.count("make_tensor_descriptor") == descriptors
     np.testing.assert_allclose(c, a.astype(np.float64) @ b.astype(np.float64), rtol=2e-3, atol=2e-3)
+
+
+def test_box_larger_than_the_tensor_takes_pointer_loads():
+    # M = 16 rows on 256-row tiles: A's and C's boxes would be 15/16 out of bounds; B (4096 x 4096) keeps TMA
+    from tilec.ops.gemm import gemm_kernel
+
+    k = gemm_kernel(False, False, "bfloat16", "bfloat16")
+    source = lower(k.specialize({"M": 16, "N": 4096, "K": 4096},
+                                {"block_m": 256, "block_n": 32, "block_k": 64, "num_stages": 3}, "triton"))
+    assert "B_desc.load(" in source and "A_desc" not in source and "C_desc" not in source
+    assert "tl.load(A + " in source
 
 
 def test_descriptor_of_a_3d_tensor_with_unit_leading_box():
@@ -298,7 +310,7 @@ def test_misaligned_base_address_falls_back_to_pointers(monkeypatch):
     made = []
     real = triton_launch.plain_function
     monkeypatch.setattr(triton_launch, "plain_function", lambda src, k: made.append(src) or real(src, k))
-    m = n = k = 16
+    m = n = k = 64  # at least half of every tile in bounds: TMA boxes
     a, b = rand(m, k), rand(k, n)
     bound = matmul.specialize({"M": m, "N": n, "K": k}, {}, "triton")
     flat = torch.zeros(m * k + 1)
