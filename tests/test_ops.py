@@ -119,6 +119,23 @@ def test_gemm_llvm_config_keywords_and_empty_k():
     assert np.array_equal(gemm(np.ones((3, 0), np.float32), np.ones((0, 4), np.float32)), np.zeros((3, 4)))
 
 
+@needs_llvm
+def test_gemm_config_auto_takes_the_cost_models_pick():
+    from tilec.cost import autotune
+    from tilec.ops.gemm import gemm_kernel
+
+    a, b = operands(77, 129, 300)
+    c = gemm(a, b, config="auto", block_k=32)  # a keyword given is held; the model picks the rest
+    np.testing.assert_allclose(c, gemm_reference(a, b), **gemm_tolerance(300, "float32"))
+    kernel = gemm_kernel(False, False, "float32", "float32")
+    dims = {"M": 77, "N": 129, "K": 300}
+    space = {**autotune.default_space(kernel, "cpu"), "block_k": [32]}
+    picked = [cfg for key, cfg in kernel._auto.items() if key[0] == tuple(sorted(dims.items()))]
+    assert picked == [autotune.pick_config(kernel, dims, "cpu", space)] and picked[0]["block_k"] == 32
+    with pytest.raises(tilec.TilecArgumentError, match="config= takes"):
+        gemm(a, b, config="fastest")
+
+
 # ---------------------------------------------------------------------------------------------- gemm, Triton interpreter
 @needs_triton
 @pytest.mark.parametrize("m,n,k,trans_a,trans_b", [(1, 1, 1, False, False), (37, 41, 67, False, False),
@@ -131,6 +148,15 @@ def test_gemm_triton_interpreter(m, n, k, trans_a, trans_b):
     c = gemm(torch.from_numpy(a), torch.from_numpy(b), trans_a=trans_a, trans_b=trans_b, target="triton")
     assert isinstance(c, torch.Tensor) and c.device.type == "cpu" and c.dtype == torch.float32
     np.testing.assert_allclose(c.numpy(), gemm_reference(a, b, trans_a, trans_b), **gemm_tolerance(k, "float32"))
+
+
+@needs_triton
+def test_gemm_triton_interpreter_config_auto():
+    import torch
+
+    a, b = operands(37, 45, 70)
+    c = gemm(torch.from_numpy(a), torch.from_numpy(b), target="triton", config="auto")
+    np.testing.assert_allclose(c.numpy(), gemm_reference(a, b), **gemm_tolerance(70, "float32"))
 
 
 @needs_triton

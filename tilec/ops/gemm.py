@@ -136,10 +136,12 @@ def gemm_kernel(trans_a: bool, trans_b: bool, in_dtype: str, out_dtype: str):
 
 
 def gemm(a, b, *, trans_a: bool = False, trans_b: bool = False, out_dtype=None, target: str | None = None,
-         **config):
+         config=None, tune: str | None = None, **consts):
     """op(a) @ op(b) as a new array of a's kind (NumPy -> NumPy; torch -> torch on a's device), where op
     transposes when trans_a/trans_b is set. out_dtype defaults to the input dtype; `target` and config keywords
-    (block_m, block_n, block_k, num_stages) mean what they mean on any kernel call."""
+    (block_m, block_n, block_k, num_stages) mean what they mean on any kernel call. `config="auto"` takes the cost
+    model's pick for this shape instead of the op's default tiles (no measurement; keywords given are held), and
+    `tune="measure"` times the model's top 8 once per shape bucket."""
     for name, x in (("a", a), ("b", b)):
         if len(getattr(x, "shape", ())) != 2:
             raise TilecArgumentError(f"gemm: '{name}' must be a 2-D array, got shape {tuple(getattr(x, 'shape', ()))}")
@@ -169,6 +171,9 @@ def gemm(a, b, *, trans_a: bool = False, trans_b: bool = False, out_dtype=None, 
         c[...] = 0
         return c
     kernel = gemm_kernel(trans_a, trans_b, in_dtype, out_dtype)
+    if config is not None or tune is not None:  # the kernel call checks the values and asks the cost model
+        kernel(contiguous(a), contiguous(b), c, target=target, config=config, tune=tune, **consts)
+        return c
     backend = backend_for(a, target)
     defaults = default_config(backend)
     if backend == "llvm":
@@ -188,7 +193,6 @@ def gemm(a, b, *, trans_a: bool = False, trans_b: bool = False, out_dtype=None, 
         # 2-byte tiles leave room for 128x256 (3 stages: 144 KiB); measured on an H100, 4096^3 fp16, host-call
         # time included: 0.199 ms against 0.250 ms for 128x128x64
         defaults["block_n"] = 256
-    config = {**defaults, **config}
-    kernel(contiguous(a), contiguous(b), c, target=target, **config)
+    kernel(contiguous(a), contiguous(b), c, target=target, **{**defaults, **consts})
     return c
 
