@@ -135,6 +135,15 @@ def gemm_kernel(trans_a: bool, trans_b: bool, in_dtype: str, out_dtype: str):
     return _BODIES[bool(trans_a), bool(trans_b)](in_dtype, out_dtype, acc_dtype)
 
 
+def sm_count(x) -> int:
+    """Streaming multiprocessors of the GPU holding tensor x (a CPU tensor, run by the interpreter: 132, an H100's)."""
+    if is_torch(x) and x.device.type == "cuda":
+        from tilec.lowering.triton_launch import sm_count as device_sms
+
+        return device_sms(x.device.index or 0)
+    return 132
+
+
 def gemm(a, b, *, trans_a: bool = False, trans_b: bool = False, out_dtype=None, target: str | None = None,
          config=None, tune: str | None = None, **consts):
     """op(a) @ op(b) as a new array of a's kind (NumPy -> NumPy; torch -> torch on a's device), where op
@@ -193,6 +202,11 @@ def gemm(a, b, *, trans_a: bool = False, trans_b: bool = False, out_dtype=None, 
         # 2-byte tiles leave room for 128x256 (3 stages: 144 KiB); measured on an H100, 4096^3 fp16, host-call
         # time included: 0.199 ms against 0.250 ms for 128x128x64
         defaults["block_n"] = 256
+        if cdiv(m, defaults["block_m"]) * cdiv(n, 256) < sm_count(a):
+            # too few 128x256 tiles to fill the GPU (a decode-sized M): narrower tiles over a longer K step. H200,
+            # bf16, N = K = 4096, M = 1/16/64/128/256/512: 24.8/25.4/24.9/26.4/27.4/46.0 us against 50.8/44.2/
+            # 45.3/47.7/52.1/49.3 for 128x256x64 (torch.matmul 17-29 us; results/h200/skinny_ops_2026-12-02.json)
+            defaults.update(block_n=64, block_k=128, num_stages=4)
     kernel(contiguous(a), contiguous(b), c, target=target, **{**defaults, **consts})
     return c
 
