@@ -75,6 +75,8 @@ def test_sparse_attention_fp16_llvm():
     (4, 6, 2, 40, 24, 23, 37, {"block_n": 16}),                   # GQA, topk not a multiple of block_n
     (3, 5, 1, 81, 64, 41, 70, {}),                                # prime group and rope width (17)
     (2, 16, 1, 576, 512, 300, 131, {"block_n": 32}),              # the MLA head dims
+    (4, 6, 2, 40, 24, 23, 37, {"block_n": 16, "scores_ahead": 1}),  # scores a step ahead
+    (1, 1, 1, 17, 16, 1, 1, {"scores_ahead": 1}),
 ])
 def test_sparse_mla_latent_view_llvm(ntok, hq, hkv, d, dv, n, topk, config):
     q, kv, _, idx = attention_inputs(ntok, hq, hkv, d, dv, n, topk)
@@ -95,13 +97,14 @@ def test_sparse_mla_latent_view_triton_interpreter():
     q, kv, _, idx = attention_inputs(3, 4, 1, 40, 24, 29, 37)
     idx[2] = -1
     tq, tkv, tidx = (torch.from_numpy(x) for x in (q, kv, idx))
-    out = sparse_attention(tq, tkv, tkv[:, :, :24], tidx, target="triton")
-    np.testing.assert_allclose(out.numpy(), sparse_attention_reference(q, kv, kv[:, :, :24], idx), rtol=1e-4,
-                               atol=1e-5)
+    for ahead in (0, 1):
+        out = sparse_attention(tq, tkv, tkv[:, :, :24], tidx, target="triton", scores_ahead=ahead)
+        np.testing.assert_allclose(out.numpy(), sparse_attention_reference(q, kv, kv[:, :, :24], idx), rtol=1e-4,
+                                   atol=1e-5)
 
 
-@pytest.mark.parametrize("backend", ["llvm", "triton"])
-def test_sparse_mla_split_topk_merges_splits(backend):
+@pytest.mark.parametrize("backend,ahead", [("llvm", 0), ("triton", 0), ("llvm", 1), ("triton", 1)])
+def test_sparse_mla_split_topk_merges_splits(backend, ahead):
     """Split top-k: splits of 2 index blocks, the last partial; a token whose first splits see only padding and one
     with no valid key at all (every split empty)."""
     q, kv, _, idx = attention_inputs(3, 4, 1, 40, 24, 53, 83)
@@ -109,12 +112,13 @@ def test_sparse_mla_split_topk_merges_splits(backend):
     idx[1] = -1
     ref = sparse_attention_reference(q, kv, kv[:, :, :24], idx)
     if backend == "llvm":
-        out = sparse_attention(q, kv, kv[:, :, :24], idx, num_splits=3, block_n=16)
+        out = sparse_attention(q, kv, kv[:, :, :24], idx, num_splits=3, block_n=16, scores_ahead=ahead)
     else:
         torch = pytest.importorskip("torch")
         pytest.importorskip("triton")
         tq, tkv, tidx = (torch.from_numpy(x) for x in (q, kv, idx))
-        out = sparse_attention(tq, tkv, tkv[:, :, :24], tidx, num_splits=3, block_n=16, target="triton").numpy()
+        out = sparse_attention(tq, tkv, tkv[:, :, :24], tidx, num_splits=3, block_n=16, target="triton",
+                               scores_ahead=ahead).numpy()
     assert np.all(out[1] == 0.0)
     np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-5)
 
@@ -171,6 +175,16 @@ def test_indexer_and_topk_triton_interpreter():
     picked = topk_indices(scores, 5, lengths=torch.tensor([1, 7, 21]))
     assert picked.dtype == torch.int32
     assert np.array_equal(picked.numpy(), topk_indices(scores.numpy(), 5, lengths=np.array([1, 7, 21])))
+
+
+def test_topk_ties_take_the_lower_index_on_both_paths():
+    torch = pytest.importorskip("torch")
+    scores = np.array([[0.0, 2.0, 0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]], np.float32)
+    want = np.array([[1, 4, 0, 2], [0, 1, 2, 3]], np.int32)
+    assert np.array_equal(topk_indices(scores, 4), want)
+    assert np.array_equal(topk_indices(torch.from_numpy(scores), 4).numpy(), want)
+    # with lengths: row 1 has 2 valid keys, the rest padding
+    assert np.array_equal(topk_indices(scores, 4, lengths=np.array([6, 2]))[1], [0, 1, -1, -1])
 
 
 # ------------------------------------------------------------------------------------------ indexer, top-k

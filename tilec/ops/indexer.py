@@ -69,9 +69,10 @@ def lightning_indexer(q, k, weights, *, target=None, **config):
 def topk_indices(scores, k: int, lengths=None, *, check=True):
     """int32 [T, k]: per row, the indices of the k largest scores, best first, padded with -1 where the row has
     fewer than k valid keys. lengths[t] = the number of valid keys of row t (keys 0..lengths[t]-1; causal
-    attention passes lengths = position + 1); None means all N. Runs on the host side with NumPy
-    (argpartition) or torch (torch.topk, on the tensor's device): it is a selection, not a tile kernel.
-    `check=False` skips the check that 0 <= lengths[t] <= N."""
+    attention passes lengths = position + 1); None means all N. Equal scores (relu makes many exactly 0) are taken
+    lower index first, so NumPy and torch pick the same keys. Runs on the host side with NumPy (argpartition) or
+    torch (a stable sort, on the tensor's device): it is a selection, not a tile kernel. `check=False` skips the
+    check that 0 <= lengths[t] <= N."""
     _host.check_array("topk_indices", "scores", scores, 2, ("float16", "bfloat16", "float32", "float64"))
     ntok, n = scores.shape
     if not isinstance(k, (int, np.integer)) or k < 0:
@@ -93,13 +94,20 @@ def topk_indices(scores, k: int, lengths=None, *, check=True):
         masked = scores.float().masked_fill(
             torch.arange(n, device=scores.device)[None, :] >= torch.as_tensor(lengths_np, device=scores.device)[:, None],
             -float("inf"))
-        picked = torch.topk(masked, kk, dim=1).indices.to(torch.int32)
+        picked = torch.sort(masked, dim=1, descending=True, stable=True).indices[:, :kk].to(torch.int32)
         picked = torch.where(torch.as_tensor(valid, device=scores.device), picked, -1)
         out = torch.full((ntok, int(k)), -1, dtype=torch.int32, device=scores.device)
         out[:, :kk] = picked
         return out
     masked = np.where(np.arange(n)[None, :] < lengths_np[:, None], np.asarray(scores, np.float64), -np.inf)
-    part = np.argpartition(-masked, kk - 1, axis=1)[:, :kk] if 0 < kk < n else np.tile(np.arange(kk), (ntok, 1))
+    if 0 < kk < n:
+        # the kk-th largest score per row; keys above it, then the lowest-index keys equal to it
+        kth = -np.partition(-masked, kk - 1, axis=1)[:, kk - 1:kk]
+        ties = masked == kth
+        take = (masked > kth) | (ties & (np.cumsum(ties, axis=1) <= kk - (masked > kth).sum(1, keepdims=True)))
+        part = np.nonzero(take)[1].reshape(ntok, kk)  # ascending index within each row
+    else:
+        part = np.tile(np.arange(kk), (ntok, 1))
     order = np.argsort(-np.take_along_axis(masked, part, axis=1), axis=1, kind="stable")
     picked = np.take_along_axis(part, order, axis=1)
     out = np.full((ntok, int(k)), -1, np.int32)
