@@ -101,11 +101,17 @@ def topk_indices(scores, k: int, lengths=None, *, check=True):
         return out
     masked = np.where(np.arange(n)[None, :] < lengths_np[:, None], np.asarray(scores, np.float64), -np.inf)
     if 0 < kk < n:
-        # the kk-th largest score per row; keys above it, then the lowest-index keys equal to it
-        kth = -np.partition(-masked, kk - 1, axis=1)[:, kk - 1:kk]
+        part = np.argpartition(-masked, kk - 1, axis=1)[:, :kk]
+        kth = np.take_along_axis(masked, part, axis=1).min(axis=1, keepdims=True)  # the kk-th largest score
+        # rows where keys equal to it were left out may have left out a lower index: there take the keys above
+        # it, then the lowest-index keys equal to it
         ties = masked == kth
-        take = (masked > kth) | (ties & (np.cumsum(ties, axis=1) <= kk - (masked > kth).sum(1, keepdims=True)))
-        part = np.nonzero(take)[1].reshape(ntok, kk)  # ascending index within each row
+        redo = np.nonzero(ties.sum(1) > (np.take_along_axis(masked, part, axis=1) == kth).sum(1))[0]
+        if redo.size:
+            above, tied = masked[redo] > kth[redo], ties[redo]
+            take = above | (tied & (np.cumsum(tied, axis=1) <= kk - above.sum(1, keepdims=True)))
+            part[redo] = np.nonzero(take)[1].reshape(redo.size, kk)
+        part.sort(axis=1)  # ascending index, so that the stable sort below keeps equal scores in index order
     else:
         part = np.tile(np.arange(kk), (ntok, 1))
     order = np.argsort(-np.take_along_axis(masked, part, axis=1), axis=1, kind="stable")
