@@ -75,8 +75,6 @@ def test_sparse_attention_fp16_llvm():
     (4, 6, 2, 40, 24, 23, 37, {"block_n": 16}),                   # GQA, topk not a multiple of block_n
     (3, 5, 1, 81, 64, 41, 70, {}),                                # prime group and rope width (17)
     (2, 16, 1, 576, 512, 300, 131, {"block_n": 32}),              # the MLA head dims
-    (4, 6, 2, 40, 24, 23, 37, {"block_n": 16, "scores_ahead": 1}),  # scores a step ahead
-    (1, 1, 1, 17, 16, 1, 1, {"scores_ahead": 1}),
 ])
 def test_sparse_mla_latent_view_llvm(ntok, hq, hkv, d, dv, n, topk, config):
     q, kv, _, idx = attention_inputs(ntok, hq, hkv, d, dv, n, topk)
@@ -97,14 +95,13 @@ def test_sparse_mla_latent_view_triton_interpreter():
     q, kv, _, idx = attention_inputs(3, 4, 1, 40, 24, 29, 37)
     idx[2] = -1
     tq, tkv, tidx = (torch.from_numpy(x) for x in (q, kv, idx))
-    for ahead in (0, 1):
-        out = sparse_attention(tq, tkv, tkv[:, :, :24], tidx, target="triton", scores_ahead=ahead)
-        np.testing.assert_allclose(out.numpy(), sparse_attention_reference(q, kv, kv[:, :, :24], idx), rtol=1e-4,
-                                   atol=1e-5)
+    out = sparse_attention(tq, tkv, tkv[:, :, :24], tidx, target="triton")
+    np.testing.assert_allclose(out.numpy(), sparse_attention_reference(q, kv, kv[:, :, :24], idx), rtol=1e-4,
+                               atol=1e-5)
 
 
-@pytest.mark.parametrize("backend,ahead", [("llvm", 0), ("triton", 0), ("llvm", 1), ("triton", 1)])
-def test_sparse_mla_split_topk_merges_splits(backend, ahead):
+@pytest.mark.parametrize("backend", ["llvm", "triton"])
+def test_sparse_mla_split_topk_merges_splits(backend):
     """Split top-k: splits of 2 index blocks, the last partial; a token whose first splits see only padding and one
     with no valid key at all (every split empty)."""
     q, kv, _, idx = attention_inputs(3, 4, 1, 40, 24, 53, 83)
@@ -112,13 +109,12 @@ def test_sparse_mla_split_topk_merges_splits(backend, ahead):
     idx[1] = -1
     ref = sparse_attention_reference(q, kv, kv[:, :, :24], idx)
     if backend == "llvm":
-        out = sparse_attention(q, kv, kv[:, :, :24], idx, num_splits=3, block_n=16, scores_ahead=ahead)
+        out = sparse_attention(q, kv, kv[:, :, :24], idx, num_splits=3, block_n=16)
     else:
         torch = pytest.importorskip("torch")
         pytest.importorskip("triton")
         tq, tkv, tidx = (torch.from_numpy(x) for x in (q, kv, idx))
-        out = sparse_attention(tq, tkv, tkv[:, :, :24], tidx, num_splits=3, block_n=16, target="triton",
-                               scores_ahead=ahead).numpy()
+        out = sparse_attention(tq, tkv, tkv[:, :, :24], tidx, num_splits=3, block_n=16, target="triton").numpy()
     assert np.all(out[1] == 0.0)
     np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-5)
 

@@ -101,33 +101,19 @@ def sparse_attention_kernel(dtype: str):
 
 
 @T.macro
-def latent_scores(Q_latent, Q_rope, KV, Idx, t, hk, start, ids, k_latent, k_rope, s, n, d, dv, block_h,  # noqa: N803
-                  block_n):
-    """s = the raw logits of heads q_latent/q_rope against the KV rows that indices [start, start + block_n) of
-    token t name (past topk: padding), masked to -inf where the index is -1; k_latent/k_rope hold the rows after.
-    Row ids are clamped into [0, n): the gathers need no bounds mask (-1 slots are masked in the scores; the host
-    checks the rest unless told not to)."""
-    T.copy(Idx[t, start], ids, pad=-1)  # slots past topk read as padding
-    for j, c in T.Parallel(block_n, dv):
-        k_latent[j, c] = KV[T.min(T.max(ids[j], 0), n - 1), hk, c]
-    for j, c in T.Parallel(block_n, d - dv):
-        k_rope[j, c] = KV[T.min(T.max(ids[j], 0), n - 1), hk, dv + c]
-    T.clear(s)
-    T.gemm(Q_latent, k_latent, s, transpose_b=True)
-    T.gemm(Q_rope, k_rope, s, transpose_b=True)
-    for i, j in T.Parallel(block_h, block_n):
-        s[i, j] = T.where(ids[j] >= 0, s[i, j], -T.infinity("float32"))
-
-
-@T.macro
 def attend_latent_rows(Q, KV, Idx, t, hk, h0, first, count, acc, m, l, n, d, dv, block_h, block_n, scale,  # noqa: E741
-                       num_stages, scores_ahead, dtype):
+                       num_stages, dtype):
     """Fold index blocks [first, first + count) of token t into the softmax state (acc, m, l) of heads h0 ..
     h0 + block_h - 1: each gathered KV row is loaded once, as its latent columns [0, dv) (K's and V's) and its rope
-    columns [dv, d) (K's only). scores_ahead: each step computes the next step's scores after its own PV product
-    (one extra step of padding at the end), so the score GEMM's result reaches the PV GEMM only through the loop;
-    Triton then lays the score GEMM out on its own instead of putting every warp on the head rows (its rule for a
-    GEMM that feeds another), which made each warpgroup of a 64-head block compute the whole score tile."""
+    columns [dv, d) (K's only). Row ids are clamped into [0, n): then the gathers need no bounds mask (-1 slots are
+    masked in the scores; the host checks the rest unless told not to).
+
+    At 64 heads per block Triton lays the score GEMM out with every warp on the head rows (its rule for a GEMM
+    whose result feeds another), so both warpgroups compute the whole 64 x 64 score tile. Computing the next
+    step's scores at the end of each iteration instead (the scores reach the PV GEMM only through the loop, and
+    Triton then splits the score GEMM between the warpgroups) ran at 149-177 TFLOP/s against 288-301 on an H200
+    (results/h200/sparse_qk_ahead_2026-12-02.json, benchmarks/explore/sparse_qk_ahead.py): the split
+    costs more than the duplicated work."""
     q_latent = T.alloc_shared((block_h, dv), dtype)
     q_rope = T.alloc_shared((block_h, d - dv), dtype)
     k_latent = T.alloc_shared((block_n, dv), dtype)
@@ -141,18 +127,19 @@ def attend_latent_rows(Q, KV, Idx, t, hk, h0, first, count, acc, m, l, n, d, dv,
     row_sum = T.alloc_fragment((block_h,), "float32")
     T.copy(Q[t, h0, 0], q_latent)
     T.copy(Q[t, h0, dv], q_rope)
-    if scores_ahead:
-        latent_scores(q_latent, q_rope, KV, Idx, t, hk, first * block_n, ids, k_latent, k_rope, s, n, d, dv, block_h,
-                      block_n)
     for kb in T.Pipelined(count, num_stages=num_stages):
-        if not scores_ahead:
-            latent_scores(q_latent, q_rope, KV, Idx, t, hk, (first + kb) * block_n, ids, k_latent, k_rope, s, n, d,
-                          dv, block_h, block_n)
+        T.copy(Idx[t, (first + kb) * block_n], ids, pad=-1)  # slots past topk read as padding
+        for j, c in T.Parallel(block_n, dv):
+            k_latent[j, c] = KV[T.min(T.max(ids[j], 0), n - 1), hk, c]
+        for j, c in T.Parallel(block_n, d - dv):
+            k_rope[j, c] = KV[T.min(T.max(ids[j], 0), n - 1), hk, dv + c]
+        T.clear(s)
+        T.gemm(q_latent, k_latent, s, transpose_b=True)
+        T.gemm(q_rope, k_rope, s, transpose_b=True)
+        for i, j in T.Parallel(block_h, block_n):
+            s[i, j] = T.where(ids[j] >= 0, s[i, j], -T.infinity("float32"))
         online_softmax_update(s, p, k_latent, acc, m, l, m_prev, m_safe, alpha, row_sum, block_h, block_n, dv,
                               scale * LOG2E)
-        if scores_ahead:
-            latent_scores(q_latent, q_rope, KV, Idx, t, hk, (first + kb + 1) * block_n, ids, k_latent, k_rope, s, n,
-                          d, dv, block_h, block_n)
 
 
 @functools.cache
@@ -163,7 +150,7 @@ def sparse_mla_kernel(dtype: str):
     def sparse_mla_fwd(Q: T.Tensor[("S", "H", "D"), dtype], KV: T.Tensor[("N", "HK", "D"), dtype],
                        Idx: T.Tensor[("S", "TOPK"), "int32"], O: T.Tensor[("S", "H", "DV"), dtype], *,
                        group: int = 1, block_h: int = 1, block_n: int = 64, scale: float = 1.0,
-                       num_stages: int = 1, scores_ahead: int = 0):
+                       num_stages: int = 1):
         """O = softmax(Q KV[idx]^T * scale) KV[idx, :DV] per token."""
         with T.Kernel(S, HK * (group // block_h)) as (t, hb):
             acc = T.alloc_fragment((block_h, DV), "float32")
@@ -173,7 +160,7 @@ def sparse_mla_kernel(dtype: str):
             T.clear(l)
             T.clear(acc)
             attend_latent_rows(Q, KV, Idx, t, hb // (group // block_h), hb * block_h, 0, T.ceildiv(TOPK, block_n),
-                               acc, m, l, N, D, DV, block_h, block_n, scale, num_stages, scores_ahead, dtype)
+                               acc, m, l, N, D, DV, block_h, block_n, scale, num_stages, dtype)
             for i, d in T.Parallel(block_h, DV):
                 acc[i, d] = acc[i, d] / T.max(l[i], 1.0)  # a row of only -1 has acc = 0, l = 0
             T.copy(acc, O[t, hb * block_h, 0])
@@ -192,8 +179,7 @@ def sparse_mla_split_kernel(dtype: str):
                          Idx: T.Tensor[("S", "TOPK"), "int32"], Mp: T.Tensor[("S", "H", "NSPLIT"), "float32"],
                          Lp: T.Tensor[("S", "H", "NSPLIT"), "float32"],
                          Ap: T.Tensor[("S", "NSPLIT", "H", "DV"), "float32"], *, group: int = 1, block_h: int = 1,
-                         block_n: int = 64, blocks_per_split: int = 1, scale: float = 1.0, num_stages: int = 1,
-                         scores_ahead: int = 0):
+                         block_n: int = 64, blocks_per_split: int = 1, scale: float = 1.0, num_stages: int = 1):
         with T.Kernel(S, HK * (group // block_h), NSPLIT) as (t, hb, sp):
             h0 = hb * block_h
             acc = T.alloc_fragment((block_h, DV), "float32")
@@ -205,7 +191,7 @@ def sparse_mla_split_kernel(dtype: str):
             first = sp * blocks_per_split
             count = T.max(T.min(blocks_per_split, T.ceildiv(TOPK, block_n) - first), 0)
             attend_latent_rows(Q, KV, Idx, t, hb // (group // block_h), h0, first, count, acc, m, l, N, D, DV,
-                               block_h, block_n, scale, num_stages, scores_ahead, dtype)
+                               block_h, block_n, scale, num_stages, dtype)
             T.copy(m, Mp[t, h0:h0 + block_h, sp])
             T.copy(l, Lp[t, h0:h0 + block_h, sp])
             T.copy(acc, Ap[t, sp, h0, 0])
