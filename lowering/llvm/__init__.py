@@ -3,12 +3,15 @@ code), `load` (object code -> launcher that runs the grid on `settings.num_threa
 from .jit import compile_object, load
 from .lower import lower
 
-#: block sizes for an fp32 matmul on the host CPU (chosen with benchmarks/cpu_gemm.py): the shared tiles, the
-#: accumulator and gemm's packed B panel take 640 KiB of per-thread scratch, inside a 1 MiB L2; a tall block_m
-#: repacks each B tile for many rows. 2026-11-29, 2-core EPYC Zen 4 VM, 2 threads, best GF/s in one run, quiet:
-#: 1024^3: 512x128x128 194, 256x256x128 189, 128x256x128 186, NumPy 192; 2048^3: 195, 189, 175, NumPy 200.
-#: 512x128 beat 256x256 in 8 of 10 such runs, by 2-5%. block_m 224 or 384 (not dividing 1024/2048: the last row
-#: of blocks is padding) were slower. tilec.ops.gemm shrinks the blocks for small or awkward shapes.
-CPU_GEMM_CONFIG = {"block_m": 512, "block_n": 128, "block_k": 128, "num_stages": 2}
+#: block sizes for an fp32 matmul on the host CPU (chosen with benchmarks/cpu_gemm.py). 2026-12-02, 2-core Sapphire
+#: Rapids VM (2 MB L2 per core), 2 threads, ratio to NumPy in the same runs: 512x128x128 (2 stages) 0.78-0.88 at
+#: 1024^3 and 0.81-0.86 at 2048^3; 256x512x64 (1 stage) 0.92-0.96 and 0.90-0.95. Each block re-reads its A rows
+#: and B columns from L3 for its whole K loop (each copy of A is made N/block_n times): a single-thread split
+#: (1024^3) had the copies at 4.3 ms of 17-18 ms, the gemm at 12.7 ms, and them not overlapping, so wider
+#: blocks that copy less win; the scratch (acc 512 KiB, tiles and packed B 320 KiB) stays inside L2. 1 stage: the
+#: software prefetch of the next tiles (a burst of 5120 lines, or spread over the gemm's micro-kernels) made no
+#: run faster and some 5-8% slower. 512x512x64, 512x256x64, 512x256x128: 0.86-0.91. tilec.ops.gemm shrinks the
+#: blocks for small or awkward shapes (300^3, 1500x700x900, 4096x64x1024 and 64x4096x1024: as fast or faster).
+CPU_GEMM_CONFIG = {"block_m": 256, "block_n": 512, "block_k": 64, "num_stages": 1}
 
 __all__ = ["lower", "compile_object", "load", "CPU_GEMM_CONFIG"]
