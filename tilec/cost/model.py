@@ -334,10 +334,8 @@ class Timing:
     def __init__(self, counts: KernelCounts, target: Target, eff: dict, dram_scale: dict, flat: bool = False,
                  spill_latency: float = 0.0):
         self.counts, self.target, self.eff, self.scale = counts, target, eff, dram_scale
-        #: registers spilled to local memory, which lives in device memory ("local memory accesses have the same
-        #: high latency and low bandwidth as global memory accesses", CUDA C++ Best Practices Guide, "Local
-        #: Memory"): a GEMM on spilled operands waits one global round trip per k step (a 7 KB stack frame at 32
-        #: registers leaves no room for loads in flight). H200: paged reduce of 86-128 splits, ~150 us against 10
+        #: seconds of one round trip to the local memory holding spilled registers (spill_latency; 0: no spill):
+        #: a GEMM on spilled operands waits one per MMA k step
         self.spill_latency = spill_latency * eff["latency"]
         self.flat = flat  # a persistent grid whose loops Triton flattens (no tile copied in outside the loops)
         # pipeline fills per block: once per program when flattened
