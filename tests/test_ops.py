@@ -136,6 +136,19 @@ def test_gemm_config_auto_takes_the_cost_models_pick():
         gemm(a, b, config="fastest")
 
 
+def test_gemm_gpu_tiles_follow_dtype_and_fill_the_sms():
+    from tilec.ops.gemm import DEFAULT_CONFIG, gpu_tiles
+
+    base = DEFAULT_CONFIG["triton"]
+    assert gpu_tiles(base, "bfloat16", 4096, 4096, 132)["block_n"] == 256  # 32 x 16 = 512 tiles fill 132 SMs
+    skinny = gpu_tiles(base, "bfloat16", 16, 4096, 132)  # 16 tiles of 128x256: too few
+    assert (skinny["block_n"], skinny["block_k"], skinny["num_stages"]) == (64, 128, 4)
+    assert gpu_tiles(base, "float16", 512, 4096, 132)["block_n"] == 64  # 4 x 16 = 64 tiles, under half
+    assert gpu_tiles(base, "float16", 2048, 2048, 132)["block_n"] == 256  # 16 x 8 = 128: most of the SMs
+    assert gpu_tiles(base, "float32", 4096, 4096, 132)["block_k"] == 16  # CUDA-core tiles, whatever the grid
+    assert base == DEFAULT_CONFIG["triton"]  # the defaults are not modified
+
+
 # ---------------------------------------------------------------------------------------------- gemm, Triton interpreter
 @needs_triton
 @pytest.mark.parametrize("m,n,k,trans_a,trans_b", [(1, 1, 1, False, False), (37, 41, 67, False, False),

@@ -136,12 +136,37 @@ def gemm_kernel(trans_a: bool, trans_b: bool, in_dtype: str, out_dtype: str):
 
 
 def sm_count(x) -> int:
-    """Streaming multiprocessors of the GPU holding tensor x (a CPU tensor, run by the interpreter: 132, an H100's)."""
-    if is_torch(x) and x.device.type == "cuda":
-        from tilec.lowering.triton_launch import sm_count as device_sms
+    """Streaming multiprocessors of the CUDA device holding tensor x."""
+    from tilec.lowering.triton_launch import sm_count as device_sms
 
-        return device_sms(x.device.index or 0)
-    return 132
+    return device_sms(x.device.index or 0)
+
+
+def gpu_tiles(defaults: dict, in_dtype: str, m: int, n: int, sms: int) -> dict:
+    """The Triton backend's default tiles for an (m, n) output of `in_dtype` on a GPU of `sms` SMs."""
+    tiles = dict(defaults)
+    if in_dtype in ("float32", "float64"):
+        # exact fp32/fp64 dots run on the CUDA cores, each thread holding its share of the operand tiles in
+        # registers: 128x128x64 tiles spill (ptxas: 22 KB per thread) and ran fp32 at 0.29 ms for 128^3 and 2.5 ms
+        # for 1000^3 on an H200, 128x64x16 (8 warps, no spill) at 0.015 and 0.067 ms (torch.mm: 0.016, 0.063) and
+        # 3.9 ms for 4096^3 (torch 2.7, the spilling tiles 3.2): results/h200/gemm_fp32_2026-12-02.json. fp64 dots
+        # are a broadcast product summed over K (lowering/triton_tiles.py) whose [M, K, N] tile sits in registers:
+        # 32x32x8 tiles keep it at 64 doubles per thread (correctness only; fp64 speed is not a goal here)
+        if in_dtype == "float32":
+            tiles.update(block_m=128, block_n=64, block_k=16, num_stages=3)
+        else:
+            tiles.update(block_m=32, block_n=32, block_k=8, num_stages=2)
+    else:
+        # 2-byte tiles leave room for 128x256 (3 stages: 144 KiB); measured on an H100, 4096^3 fp16, host-call
+        # time included: 0.199 ms against 0.250 ms for 128x128x64
+        tiles["block_n"] = 256
+        if cdiv(m, tiles["block_m"]) * cdiv(n, 256) < sms // 2:
+            # 128x256 tiles would fill under half the SMs (a decode-sized M): narrower tiles over a longer K step.
+            # H200, bf16, N = K = 4096, M = 1/16/64/128/256/512: 24.8/25.4/24.9/26.4/27.4/46.0 us against 50.8/
+            # 44.2/45.3/47.7/52.1/49.3 for 128x256x64 (torch.matmul 17-29 us; results/h200/skinny_ops_2026-12-02
+            # .json). Fuller grids (2048^2: 128 tiles) keep 128x256, not measured against the narrow tiles
+            tiles.update(block_n=64, block_k=128, num_stages=4)
+    return tiles
 
 
 def gemm(a, b, *, trans_a: bool = False, trans_b: bool = False, out_dtype=None, target: str | None = None,
@@ -187,26 +212,8 @@ def gemm(a, b, *, trans_a: bool = False, trans_b: bool = False, out_dtype=None, 
     defaults = default_config(backend)
     if backend == "llvm":
         defaults = fit_cpu_blocks(defaults, m, n, settings.num_threads)
-    if backend == "triton" and in_dtype in ("float32", "float64"):
-        # exact fp32/fp64 dots run on the CUDA cores, each thread holding its share of the operand tiles in
-        # registers: 128x128x64 tiles spill (ptxas: 22 KB per thread) and ran fp32 at 0.29 ms for 128^3 and 2.5 ms
-        # for 1000^3 on an H200, 128x64x16 (8 warps, no spill) at 0.015 and 0.067 ms (torch.mm: 0.016, 0.063) and
-        # 3.9 ms for 4096^3 (torch 2.7, the spilling tiles 3.2): results/h200/gemm_fp32_2026-12-02.json. fp64 dots
-        # are a broadcast product summed over K (lowering/triton_tiles.py) whose [M, K, N] tile sits in registers:
-        # 32x32x8 tiles keep it at 64 doubles per thread (correctness only; fp64 speed is not a goal here)
-        if in_dtype == "float32":
-            defaults.update(block_m=128, block_n=64, block_k=16, num_stages=3)
-        else:
-            defaults.update(block_m=32, block_n=32, block_k=8, num_stages=2)
-    if backend == "triton" and in_dtype in ("float16", "bfloat16"):
-        # 2-byte tiles leave room for 128x256 (3 stages: 144 KiB); measured on an H100, 4096^3 fp16, host-call
-        # time included: 0.199 ms against 0.250 ms for 128x128x64
-        defaults["block_n"] = 256
-        if cdiv(m, defaults["block_m"]) * cdiv(n, 256) < sm_count(a):
-            # too few 128x256 tiles to fill the GPU (a decode-sized M): narrower tiles over a longer K step. H200,
-            # bf16, N = K = 4096, M = 1/16/64/128/256/512: 24.8/25.4/24.9/26.4/27.4/46.0 us against 50.8/44.2/
-            # 45.3/47.7/52.1/49.3 for 128x256x64 (torch.matmul 17-29 us; results/h200/skinny_ops_2026-12-02.json)
-            defaults.update(block_n=64, block_k=128, num_stages=4)
+    if backend == "triton":
+        defaults = gpu_tiles(defaults, in_dtype, m, n, sm_count(a))
     kernel(contiguous(a), contiguous(b), c, target=target, **{**defaults, **consts})
     return c
 
