@@ -1,6 +1,6 @@
 """Registers per thread that ptxas gives the stored H200 sweep's kernels, compiled offline for sm_90 with the local
 Triton (its bundled ptxas; no GPU needed, nothing is run), next to the cost model's register estimate: a check of
-tilec.cost.model.register_tiles / occupancy, not a measurement of a GPU.
+tilec.cost.registers.register_tiles / model.occupancy, not a measurement of a GPU.
 
     python benchmarks/ptxas_registers.py [--per-case N] [--out benchmarks/results/h200/ptxas_registers.json]
 
@@ -85,7 +85,7 @@ def main(argv=None) -> int:
     import triton
 
     import cost_replay
-    from tilec.cost import model
+    from tilec.cost import model, registers
     from tilec.cost.targets import get_target
     from tilec.lowering.triton_launch import default_num_warps
 
@@ -102,7 +102,7 @@ def main(argv=None) -> int:
                 warps = default_num_warps(bound)
                 t0 = time.perf_counter()
                 regs, spills, stack, shared, persistent = compile_sm90(bound, warps)
-                est = model.register_estimate(bound, target, 32 * warps)
+                est = registers.register_estimate(bound, target, 32 * warps)
                 rows.append({"case": f"{case.kernel} {case.shape}", "kernel": bound.name,
                              "config": {k: v for k, v in cfg.items() if k != "scale_log2"}, "num_warps": warps,
                              "persistent": persistent, "ptxas_regs": regs, "ptxas_spills": spills,

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tilec.cost import counting, model
+from tilec.cost import counting, model, registers
 from tilec.cost.targets import get_target
 from tilec.ops import paged
 
@@ -26,7 +26,7 @@ def test_split_kernel_occupancy_uses_the_padded_tiles():
     # kernel 64 registers per thread at 4 warps at 1 page per step and 1 stage: 8 blocks per SM
     # (benchmarks/results/h200/ptxas_registers.json), where the unpadded count said 13
     assert model.predict(split(16), "h200").occupancy == 8
-    frag, through = model.register_tiles(split(16), get_target("h200"))
+    frag, through = registers.register_tiles(split(16), get_target("h200"))
     assert frag >= 16 * 128 * 4 and through == 2 * 16 * 128 * 2  # acc 16x128 fp32; gathered K and V pages
 
 
@@ -75,7 +75,7 @@ def test_reduce_kernel_spills_past_64_splits():
     # ptxas (Triton 3.9, sm_90): 87 registers at 64 splits, a 7 KB stack frame at 86 and 128 (both padded to 128);
     # the H200 timed the reduce at ~10 us and ~150 us
     h200 = get_target("h200")
-    assert not model.spills(reduce(64), h200, 128) and model.spills(reduce(86), h200, 128)
+    assert not registers.spills(reduce(64), h200, 128) and registers.spills(reduce(86), h200, 128)
     t64, t128 = (model.predict(reduce(n), "h200").time_s for n in (64, 128))
     assert t128 > 5 * t64
 

@@ -1,4 +1,4 @@
-"""The cost model's per-thread register estimate (model.register_estimate, register_tiles) against ptxas's counts
+"""The cost model's per-thread register estimate (registers.register_estimate, register_tiles) against ptxas's counts
 for the stored H200 sweep's kernels, compiled offline for sm_90 with the local Triton
 (benchmarks/results/h200/ptxas_registers.json, written by benchmarks/ptxas_registers.py; not GPU measurements)."""
 import json
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tilec.cost import model
+from tilec.cost import model, registers
 from tilec.cost.counting import KernelCounts
 from tilec.cost.targets import get_target
 from tilec.ops import paged
@@ -42,8 +42,8 @@ def test_synchronous_mma_operands_count_as_registers():
                          arch="h200")
     big = k.specialize({"M": 4096, "N": 4096, "K": 4096}, dict(block_m=64, block_n=128, block_k=128), "triton",
                        arch="h200")
-    assert model.register_tiles(small, H200)[1] == (16 * 128 + 128 * 128) * 2
-    assert model.register_tiles(big, H200)[1] == 0
+    assert registers.register_tiles(small, H200)[1] == (16 * 128 + 128 * 128) * 2
+    assert registers.register_tiles(big, H200)[1] == 0
 
 
 @pytest.mark.parametrize("pages_per_iter", [1, 2, 4, 8])
@@ -55,7 +55,7 @@ def test_paged_split_blocks_per_sm_within_one_of_ptxas(pages_per_iter, num_stage
         pytest.skip("no such config in the stored sweep")
     for r in rows:
         kernel = split(r["config"]["pages_per_split"], pages_per_iter=pages_per_iter, num_stages=num_stages)
-        regs = model.register_estimate(kernel, H200, 128)
+        regs = registers.register_estimate(kernel, H200, 128)
         assert abs(regs - r["ptxas_regs"]) <= 0.25 * r["ptxas_regs"]
         assert abs(model.predict(kernel, H200, {"CL": 4096}).occupancy - r["ptxas_blocks_per_sm"]) <= 1
 
@@ -80,8 +80,8 @@ def sparse_mla(block_n, num_stages):
 def test_gathers_in_flight_spill_but_synchronous_mma_operands_do_not():
     # ptxas (Triton 3.6, sm_90): 2 stages, 238 registers and no stack though the 128 x 512 operand of its mma.sync
     # would take 256 registers whole; 1 stage (the gather held in registers), 255 and an 816 B stack
-    assert not model.spills(sparse_mla(128, 2), H200, 128)
-    assert model.spills(sparse_mla(128, 1), H200, 128)
+    assert not registers.spills(sparse_mla(128, 2), H200, 128)
+    assert registers.spills(sparse_mla(128, 1), H200, 128)
     # a small spill of gathered values round-trips through L1: the H200 ran 1 stage 2.3x slower than 2 (153 vs 66
     # us), where a global round trip per MMA k step predicted 160x
     one, two = (model.predict(sparse_mla(128, s), "h200").time_s for s in (1, 2))
