@@ -7,6 +7,7 @@ import pytest
 
 from tilec.cost import counting, model, registers
 from tilec.cost.targets import get_target
+from cost_kernels import paged_split
 from tilec.ops import paged
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -14,34 +15,27 @@ import calibrate_cost  # noqa: E402
 import cost_sweep as cs  # noqa: E402
 
 
-def split(pages_per_split, **config):
-    dims = {"NSEQ": 8, "HQ": 32, "HKV": 8, "D": 128, "NB": 2048, "BS": 16, "MAXB": 256,
-            "NSPLIT": -(-256 // pages_per_split)}
-    return paged.paged_split_kernel("bfloat16").specialize(
-        dims, {"group": 4, "pages_per_split": pages_per_split, **config}, "triton", arch="h200")
-
-
 def test_split_kernel_occupancy_uses_the_padded_tiles():
     # Triton pads the group of 4 query heads to a 16-row dot operand; ptxas (Triton 3.9, sm_90, offline) gives the
     # kernel 64 registers per thread at 4 warps at 1 page per step and 1 stage: 8 blocks per SM
     # (benchmarks/results/h200/ptxas_registers.json), where the unpadded count said 13
-    assert model.predict(split(16), "h200").occupancy == 8
-    frag, through = registers.register_tiles(split(16), get_target("h200"))
+    assert model.predict(paged_split(16), "h200").occupancy == 8
+    frag, through = registers.register_tiles(paged_split(16), get_target("h200"))
     assert frag >= 16 * 128 * 4 and through == 2 * 16 * 128 * 2  # acc 16x128 fp32; gathered K and V pages
 
 
 def test_the_last_split_is_shorter_when_the_lengths_are_known():
     # 256 pages in splits of 18: 14 full splits and one of 4 pages; of 17: 15 full and one of 1
-    counts = counting.Counting(split(18), 132 * 7, {"CL": 4096}).run()
+    counts = counting.Counting(paged_split(18), 132 * 7, {"CL": 4096}).run()
     loop = next(p for p in counts.phases if p.name.startswith("loop"))
     assert loop.trips_max == 18 and loop.trips == round((14 * 18 + 4) / 15)
-    unknown = counting.Counting(split(18), 132 * 7).run()
+    unknown = counting.Counting(paged_split(18), 132 * 7).run()
     assert next(p for p in unknown.phases if p.name.startswith("loop")).trips == 18  # the static cap
     # a wave boundary: at 8 blocks per SM (ptxas: 64 registers, benchmarks/results/h200/ptxas_registers.json) 1024
     # blocks of 16 pages fit one wave of 8 x 132 = 1056 slots; 1152 blocks of 15 (the last split of 1 page) need two.
     # The 2026-11-29 kernel compiled to 72 registers (7 blocks per SM) and the H200 timed 960 blocks of 18 pages at
     # 59 us against 82 us for 1024 blocks of 17: the same boundary at 924 slots
-    t = {pps: model.predict(split(pps), "h200", {"CL": 4096}).time_s for pps in (15, 16)}
+    t = {pps: model.predict(paged_split(pps), "h200", {"CL": 4096}).time_s for pps in (15, 16)}
     assert t[16] < 0.8 * t[15]
 
 
@@ -56,7 +50,7 @@ def test_cpu_timing_keeps_the_fastest_and_reports_its_own_noise():
 
 def test_prior_keeps_constants_the_cases_do_not_pin():
     # a single memory-bound kernel says nothing about the tensor cores: the fit leaves compute where it started
-    rows = [(split(16), "h200", 80e-6, {"CL": 4096})]
+    rows = [(paged_split(16), "h200", 80e-6, {"CL": 4096})]
     start = model.efficiency(get_target("h200"))["compute"]
     saved = dict(model._calibration_file().get("h200", {}))
     try:
@@ -83,7 +77,7 @@ def test_reduce_kernel_spills_past_64_splits():
 def test_pipelined_gathers_skip_registers_and_stage_count():
     # at 2-4 stages the gathered K/V pages go to shared memory by cp.async (ptxas: 125-128 registers at 8 pages per
     # step, against 198 at 1 stage), one buffer whatever num_stages says: shared memory limits the block to 3 per SM
-    one, two, four = (model.predict(split(16, pages_per_iter=8, num_stages=s), "h200", {"CL": 4096})
+    one, two, four = (model.predict(paged_split(16, pages_per_iter=8, num_stages=s), "h200", {"CL": 4096})
                       for s in (1, 2, 4))
     assert one.occupancy == 2 and two.occupancy == four.occupancy == 3
     assert four.time_s == pytest.approx(two.time_s)
@@ -91,7 +85,7 @@ def test_pipelined_gathers_skip_registers_and_stage_count():
 
 def test_pages_past_a_split_end_read_one_cached_page():
     # 11 pages per split in steps of 8: the second step's 5 pages past the end read page 0 (every block's, cached)
-    counts = counting.Counting(split(11, pages_per_iter=8, num_stages=2), 132 * 3, {"CL": 4096}).run()
+    counts = counting.Counting(paged_split(11, pages_per_iter=8, num_stages=2), 132 * 3, {"CL": 4096}).run()
     loop = next(p for p in counts.phases if p.name.startswith("loop"))
     missed = sum(nb * miss for t, nb, miss in loop.loads if t == "KC")
     through = sum(nb for t, nb, miss in loop.loads if t == "KC")
@@ -103,12 +97,12 @@ def test_unpipelined_blocks_share_one_round_trip_not_hide_it():
     # plus every block's transfer. H200 sweep (results/h200/cost_sweep_paged_graph): 26 pages per split at 1 page per
     # step measured 59.2 us, at 2 pages per step 49.0 us (both ~5 blocks per SM), which the model had tied
     assumed = {"CL": 4096}
-    one = sum(model.predict(b, "h200", assumed).time_s for b in [split(26, pages_per_iter=1, num_stages=4)])
-    two = sum(model.predict(b, "h200", assumed).time_s for b in [split(26, pages_per_iter=2, num_stages=3)])
+    one = sum(model.predict(b, "h200", assumed).time_s for b in [paged_split(26, pages_per_iter=1, num_stages=4)])
+    two = sum(model.predict(b, "h200", assumed).time_s for b in [paged_split(26, pages_per_iter=2, num_stages=3)])
     assert one > 1.1 * two
     # more blocks per SM lengthen a step of the same tile (1 -> 5 blocks per SM: 1.17 -> 2.04 us measured)
     target, eff = get_target("h200"), model.efficiency(get_target("h200"))
-    counts = counting.Counting(split(26, pages_per_iter=1, num_stages=4), 132 * 8, assumed).run()
+    counts = counting.Counting(paged_split(26, pages_per_iter=1, num_stages=4), 132 * 8, assumed).run()
     loop = next(p for p in counts.phases if p.name.startswith("loop"))
     timing = model.Timing(counts, target, eff, model.dram_scale(counts, target))
     steps = [timing.phase(loop, b, 132)[0] / loop.trips for b in (1, 3, 5)]

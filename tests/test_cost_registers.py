@@ -9,18 +9,11 @@ import pytest
 from tilec.cost import model, registers
 from tilec.cost.counting import KernelCounts
 from tilec.cost.targets import get_target
-from tilec.ops import paged
+from cost_kernels import paged_split
 from tilec.ops.gemm import gemm_kernel
 
 PTXAS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "h200" / "ptxas_registers.json"
 H200 = get_target("h200")
-
-
-def split(pages_per_split, **config):
-    dims = {"NSEQ": 8, "HQ": 32, "HKV": 8, "D": 128, "NB": 2048, "BS": 16, "MAXB": 256,
-            "NSPLIT": -(-256 // pages_per_split)}
-    return paged.paged_split_kernel("bfloat16").specialize(
-        dims, {"group": 4, "pages_per_split": pages_per_split, **config}, "triton", arch="h200")
 
 
 def test_more_fragment_bytes_per_thread_mean_fewer_blocks_per_sm():
@@ -54,7 +47,7 @@ def test_paged_split_blocks_per_sm_within_one_of_ptxas(pages_per_iter, num_stage
     if not rows:
         pytest.skip("no such config in the stored sweep")
     for r in rows:
-        kernel = split(r["config"]["pages_per_split"], pages_per_iter=pages_per_iter, num_stages=num_stages)
+        kernel = paged_split(r["config"]["pages_per_split"], pages_per_iter=pages_per_iter, num_stages=num_stages)
         regs = registers.register_estimate(kernel, H200, 128)
         assert abs(regs - r["ptxas_regs"]) <= 0.25 * r["ptxas_regs"]
         assert abs(model.predict(kernel, H200, {"CL": 4096}).occupancy - r["ptxas_blocks_per_sm"]) <= 1

@@ -2,13 +2,13 @@
 dot computed at the end of each iteration (its scores carried into the next), so the QK dot's result reaches the
 PV dot only through the loop: Triton's chained-dot layout rule (all warps along the 64 head rows, which makes both
 warpgroups compute the whole score tile) no longer applies to it. Against the op's kernel. Not part of the tests."""
-import json, math, os, sys
+import json, math, os
 import torch, triton.testing
 import tilec
 import tilec.language as T
 from tilec.ops.attention import LOG2E
 from tilec.ops.online_softmax import online_softmax_update
-from tilec.ops.sparse import sparse_mla_kernel
+from tilec.ops.sparse import latent_scores, sparse_mla_kernel
 from tilec.lowering.triton import lower
 from tilec.lowering.triton_launch import load, default_num_warps
 
@@ -42,30 +42,13 @@ def qk_ahead_kernel(dtype):
             T.copy(Q[t, h0, 0], q_latent)
             T.copy(Q[t, h0, DV], q_rope)
             # step 0's scores before the loop
-            T.copy(Idx[t, 0], ids, pad=-1)
-            for j, c in T.Parallel(block_n, DV):
-                k_latent[j, c] = KV[T.min(T.max(ids[j], 0), N - 1), hk, c]
-            for j, c in T.Parallel(block_n, D - DV):
-                k_rope[j, c] = KV[T.min(T.max(ids[j], 0), N - 1), hk, DV + c]
-            T.clear(s)
-            T.gemm(q_latent, k_latent, s, transpose_b=True)
-            T.gemm(q_rope, k_rope, s, transpose_b=True)
-            for i, j in T.Parallel(block_h, block_n):
-                s[i, j] = T.where(ids[j] >= 0, s[i, j], -T.infinity("float32"))
+            latent_scores(q_latent, q_rope, KV, Idx, t, hk, 0, ids, k_latent, k_rope, s, N, D, DV, block_h, block_n)
             for kb in T.Pipelined(T.ceildiv(TOPK, block_n), num_stages=num_stages):
                 online_softmax_update(s, p, k_latent, acc, m, l, m_prev, m_safe, alpha, row_sum, block_h, block_n,
                                       DV, scale * LOG2E)
                 # the next step's scores (past the last step: padding, never used)
-                T.copy(Idx[t, (kb + 1) * block_n], ids, pad=-1)
-                for j, c in T.Parallel(block_n, DV):
-                    k_latent[j, c] = KV[T.min(T.max(ids[j], 0), N - 1), hk, c]
-                for j, c in T.Parallel(block_n, D - DV):
-                    k_rope[j, c] = KV[T.min(T.max(ids[j], 0), N - 1), hk, DV + c]
-                T.clear(s)
-                T.gemm(q_latent, k_latent, s, transpose_b=True)
-                T.gemm(q_rope, k_rope, s, transpose_b=True)
-                for i, j in T.Parallel(block_h, block_n):
-                    s[i, j] = T.where(ids[j] >= 0, s[i, j], -T.infinity("float32"))
+                latent_scores(q_latent, q_rope, KV, Idx, t, hk, (kb + 1) * block_n, ids, k_latent, k_rope, s, N, D,
+                              DV, block_h, block_n)
             for i, d in T.Parallel(block_h, DV):
                 acc[i, d] = acc[i, d] / T.max(l[i], 1.0)
             T.copy(acc, O[t, h0, 0])

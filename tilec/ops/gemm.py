@@ -135,13 +135,6 @@ def gemm_kernel(trans_a: bool, trans_b: bool, in_dtype: str, out_dtype: str):
     return _BODIES[bool(trans_a), bool(trans_b)](in_dtype, out_dtype, acc_dtype)
 
 
-def sm_count(x) -> int:
-    """Streaming multiprocessors of the CUDA device holding tensor x."""
-    from tilec.lowering.triton_launch import sm_count as device_sms
-
-    return device_sms(x.device.index or 0)
-
-
 def gpu_tiles(defaults: dict, in_dtype: str, m: int, n: int, sms: int) -> dict:
     """The Triton backend's default tiles for an (m, n) output of `in_dtype` on a GPU of `sms` SMs."""
     tiles = dict(defaults)
@@ -213,7 +206,9 @@ def gemm(a, b, *, trans_a: bool = False, trans_b: bool = False, out_dtype=None, 
     if backend == "llvm":
         defaults = fit_cpu_blocks(defaults, m, n, settings.num_threads)
     if backend == "triton":
-        defaults = gpu_tiles(defaults, in_dtype, m, n, sm_count(a))
+        from tilec.lowering.triton_launch import sm_count
+
+        defaults = gpu_tiles(defaults, in_dtype, m, n, sm_count(a.device.index or 0))
     kernel(contiguous(a), contiguous(b), c, target=target, **{**defaults, **consts})
     return c
 

@@ -102,11 +102,12 @@ def topk_indices(scores, k: int, lengths=None, *, check=True):
     masked = np.where(np.arange(n)[None, :] < lengths_np[:, None], np.asarray(scores, np.float64), -np.inf)
     if 0 < kk < n:
         part = np.argpartition(-masked, kk - 1, axis=1)[:, :kk]
-        kth = np.take_along_axis(masked, part, axis=1).min(axis=1, keepdims=True)  # the kk-th largest score
+        chosen = np.take_along_axis(masked, part, axis=1)
+        kth = chosen.min(axis=1, keepdims=True)  # the kk-th largest score
         # rows where keys equal to it were left out may have left out a lower index: there take the keys above
         # it, then the lowest-index keys equal to it
         ties = masked == kth
-        redo = np.nonzero(ties.sum(1) > (np.take_along_axis(masked, part, axis=1) == kth).sum(1))[0]
+        redo = np.nonzero(ties.sum(1) > (chosen == kth).sum(1))[0]
         if redo.size:
             above, tied = masked[redo] > kth[redo], ties[redo]
             take = above | (tied & (np.cumsum(tied, axis=1) <= kk - above.sum(1, keepdims=True)))

@@ -12,7 +12,6 @@ A sequence of length 0 (or a split past its end) has m = -inf and l = 0 and come
 """
 # no `from __future__ import annotations`: the T.Tensor annotations must be evaluated at `def` time
 import functools
-import math
 
 import numpy as np
 

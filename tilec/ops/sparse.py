@@ -101,12 +101,30 @@ def sparse_attention_kernel(dtype: str):
 
 
 @T.macro
+def latent_scores(q_latent, q_rope, KV, Idx, t, hk, start, ids, k_latent, k_rope, s, n, d, dv, block_h,  # noqa: N803
+                  block_n):
+    """s = the raw logits of q_latent/q_rope against the KV rows that indices [start, start + block_n) of token t
+    name (slots past topk read as padding), -inf where the index is -1; k_latent and k_rope hold the rows after.
+    Row ids are clamped into [0, n): then the gathers need no bounds mask (-1 slots are masked in the scores; the
+    host checks the rest unless told not to)."""
+    T.copy(Idx[t, start], ids, pad=-1)
+    for j, c in T.Parallel(block_n, dv):
+        k_latent[j, c] = KV[T.min(T.max(ids[j], 0), n - 1), hk, c]
+    for j, c in T.Parallel(block_n, d - dv):
+        k_rope[j, c] = KV[T.min(T.max(ids[j], 0), n - 1), hk, dv + c]
+    T.clear(s)
+    T.gemm(q_latent, k_latent, s, transpose_b=True)
+    T.gemm(q_rope, k_rope, s, transpose_b=True)
+    for i, j in T.Parallel(block_h, block_n):
+        s[i, j] = T.where(ids[j] >= 0, s[i, j], -T.infinity("float32"))
+
+
+@T.macro
 def attend_latent_rows(Q, KV, Idx, t, hk, h0, first, count, acc, m, l, n, d, dv, block_h, block_n, scale,  # noqa: E741
                        num_stages, dtype):
     """Fold index blocks [first, first + count) of token t into the softmax state (acc, m, l) of heads h0 ..
     h0 + block_h - 1: each gathered KV row is loaded once, as its latent columns [0, dv) (K's and V's) and its rope
-    columns [dv, d) (K's only). Row ids are clamped into [0, n): then the gathers need no bounds mask (-1 slots are
-    masked in the scores; the host checks the rest unless told not to).
+    columns [dv, d) (K's only), each step's scores by latent_scores.
 
     At 64 heads per block Triton lays the score GEMM out with every warp on the head rows (its rule for a GEMM
     whose result feeds another), so both warpgroups compute the whole 64 x 64 score tile. Computing the next
@@ -128,16 +146,8 @@ def attend_latent_rows(Q, KV, Idx, t, hk, h0, first, count, acc, m, l, n, d, dv,
     T.copy(Q[t, h0, 0], q_latent)
     T.copy(Q[t, h0, dv], q_rope)
     for kb in T.Pipelined(count, num_stages=num_stages):
-        T.copy(Idx[t, (first + kb) * block_n], ids, pad=-1)  # slots past topk read as padding
-        for j, c in T.Parallel(block_n, dv):
-            k_latent[j, c] = KV[T.min(T.max(ids[j], 0), n - 1), hk, c]
-        for j, c in T.Parallel(block_n, d - dv):
-            k_rope[j, c] = KV[T.min(T.max(ids[j], 0), n - 1), hk, dv + c]
-        T.clear(s)
-        T.gemm(q_latent, k_latent, s, transpose_b=True)
-        T.gemm(q_rope, k_rope, s, transpose_b=True)
-        for i, j in T.Parallel(block_h, block_n):
-            s[i, j] = T.where(ids[j] >= 0, s[i, j], -T.infinity("float32"))
+        latent_scores(q_latent, q_rope, KV, Idx, t, hk, (first + kb) * block_n, ids, k_latent, k_rope, s, n, d, dv,
+                      block_h, block_n)
         online_softmax_update(s, p, k_latent, acc, m, l, m_prev, m_safe, alpha, row_sum, block_h, block_n, dv,
                               scale * LOG2E)
 
