@@ -166,6 +166,30 @@ def test_autotune_picks_only_legal_configs(tmp_path):
     assert again == won and len(calls) == 3
 
 
+def test_tuned_winners_are_kept_apart_by_dtype_and_held_values(tmp_path):
+    """One Python body builds the GEMM kernel of every dtype under one name: a winner measured for one dtype, or
+    with other values held, must not answer for another."""
+    from tilec.ops.gemm import gemm_kernel
+
+    fp32, bf16 = gemm_kernel(False, False, "float32", "float32"), gemm_kernel(False, False, "bfloat16", "bfloat16")
+    assert fp32.__name__ == bf16.__name__
+    dims = dict(M=256, N=256, K=256)
+    space = {"block_m": [32, 64], "block_n": [32, 64], "block_k": [32], "num_stages": [1, 2]}
+    assert autotune.tuning_key(fp32, dims, "h100", space) != autotune.tuning_key(bf16, dims, "h100", space)
+    held = {**space, "block_k": [16]}
+    assert autotune.tuning_key(fp32, dims, "h100", space) != autotune.tuning_key(fp32, dims, "h100", held)
+    cache, calls = tmp_path / "tune.json", []
+
+    def run(config):
+        calls.append(config)
+        return float(config["block_m"] * config["num_stages"])
+    for kernel in (fp32, bf16):
+        won = autotune.tune_measured(kernel, dims, "h100", run=run, space=space, top_k=2, cache_file=cache)
+        assert won in calls[-2:]
+    assert len(calls) == 4  # the bf16 kernel was timed, not answered from the fp32 entry
+    assert len(json.loads(cache.read_text())) == 2
+
+
 def test_transfer_is_latency_plus_bytes_over_slowest_link():
     h100 = get_target("h100")
     pcie = h100.links["pcie5"]

@@ -6,6 +6,7 @@ wires it into TileKernel.__call__); `tune_measured` is the measured variant for 
 """
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import math
@@ -100,16 +101,30 @@ def shape_bucket(dims: dict) -> str:
     return ",".join(f"{k}={1 << max(int(v) - 1, 0).bit_length()}" for k, v in sorted(dims.items()))
 
 
+def tuning_key(tile_kernel, dims: dict, target, space: dict | None) -> str:
+    """Where a measured winner is cached: the kernel's name and a digest of its IR (kernels built by one Python
+    function for several dtypes share the name, and a winner for fp32 tiles is no answer for bf16 ones) and of the
+    searched space (values a caller holds, such as causal=True, are one-value entries there), the target and the
+    shape bucket."""
+    from ..printer import print_kernel
+
+    digest = hashlib.sha1(print_kernel(tile_kernel.ir).encode())
+    digest.update(repr(sorted((space or {}).items())).encode())
+    return (f"{tile_kernel.fn.__module__}.{tile_kernel.__name__}@{digest.hexdigest()[:12]}|{get_target(target).name}"
+            f"|{shape_bucket(dims)}")
+
+
 def tune_measured(tile_kernel, dims: dict, target="h100", run=None, space: dict | None = None, top_k: int = 8,
                   cache_file=None) -> dict:
     """Time the model's `top_k` configs with `run(config) -> seconds` and return the fastest; the winner is cached
-    per (kernel, target, shape bucket) in `settings.cache_dir/autotune.json`, so later calls skip the timing."""
+    per kernel, space, target and shape bucket (tuning_key) in `settings.cache_dir/autotune.json`, so later calls
+    skip the timing."""
     if run is None:
         raise TilecArgumentError("tune_measured: pass run=callable(config) -> seconds that times one config")
     from tqdm import tqdm
 
     path = cache_file or settings.cache_dir / "autotune.json"
-    key = f"{tile_kernel.fn.__module__}.{tile_kernel.__name__}|{get_target(target).name}|{shape_bucket(dims)}"
+    key = tuning_key(tile_kernel, dims, target, space)
     try:
         cached = json.loads(path.read_text())
     except (OSError, ValueError):
