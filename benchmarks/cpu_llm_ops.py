@@ -1,5 +1,8 @@
 """CPU (LLVM backend): each LLM op next to a straightforward vectorised NumPy implementation of it, fp32, same run.
-Usage: python benchmarks/cpu_llm_ops.py [--repeat 5] [--pause 0.15] [--only grouped,kv_]
+Usage: python benchmarks/cpu_llm_ops.py [--repeat 5] [--pause 0.15] [--only grouped,kv_] [--auto]
+
+--auto adds a row for each op that takes config="auto" (softmax, flash attention): the cost model's pick for the
+shape in place of the op's default tiles, timed in the same run (the pick's one-off ranking is outside the timing).
 
 Each timed call, tilec's and NumPy's alike, comes after a pause: after a BLAS call OpenBLAS's worker threads spin for
 about 0.1 s and would take a core from whatever runs next (benchmarks/cpu_gemm.py measured this)."""
@@ -73,6 +76,7 @@ def main():
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--pause", type=float, default=0.15, help="seconds of sleep before each timed call")
     ap.add_argument("--only", default="", help="comma-separated parts of case names to run (default: all)")
+    ap.add_argument("--auto", action="store_true", help="also time config=\"auto\" where an op takes it")
     args = ap.parse_args()
     r, pause = args.repeat, args.pause
     f32 = np.float32
@@ -89,11 +93,16 @@ def main():
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, median of {r}, {pause} s pause before each call")
     print("| op (fp32) | tilec ms | NumPy ms | NumPy time / tilec time |\n|---|---|---|---|")
     x = rng.standard_normal((2048, 1000)).astype(f32)
-    case("softmax 2048x1000", lambda: ops.softmax(x), lambda: np_softmax(x))
+    picks = [{}, {"config": "auto"}] if args.auto else [{}]
+    for pick in picks:
+        tag = " config=auto" if pick else ""
+        case(f"softmax 2048x1000{tag}", lambda: ops.softmax(x, **pick), lambda: np_softmax(x))
     q, k, v = (rng.standard_normal((1, 8, 1024, 64)).astype(f32) for _ in range(3))
     for causal in (False, True):
-        case(f"flash_attention B1 H8 S1024 D64 causal={causal}", lambda: ops.flash_attention(q, k, v, causal=causal),
-             lambda: np_attention(q, k, v, causal))
+        for pick in picks:
+            tag = " config=auto" if pick else ""
+            case(f"flash_attention B1 H8 S1024 D64 causal={causal}{tag}",
+                 lambda: ops.flash_attention(q, k, v, causal=causal, **pick), lambda: np_attention(q, k, v, causal))
     bs, ctx, hq, hkv, d, page = 8, 2048, 16, 4, 128, 16
     kc = rng.standard_normal((bs * ctx // page, page, hkv, d)).astype(f32)
     vc = rng.standard_normal(kc.shape).astype(f32)

@@ -52,6 +52,28 @@ def test_flash_llvm(b, hq, hkv, sq, skv, d, causal, dtype):
         assert not out[:, :, :sq - skv].astype(np.float64).any()
 
 
+def auto_pick(kernel, dims: dict) -> list:
+    """The configs a kernel's config="auto" calls picked for these dims."""
+    return [cfg for key, cfg in kernel._auto.items() if key[0] == tuple(sorted(dims.items()))]
+
+
+def test_flash_config_auto_takes_the_cost_models_pick():
+    from tilec.cost import autotune
+    from tilec.ops.attention import LOG2E, flash_attention_kernel
+
+    q, k, v = randn((1, 3, 37, 64), "float32"), randn((1, 1, 53, 64), "float32"), randn((1, 1, 53, 64), "float32")
+    out = flash_attention(q, k, v, causal=True, config="auto", num_stages=1)  # a keyword given is held
+    np.testing.assert_allclose(out, attention_ref(q, k, v, True), atol=TOL["float32"], rtol=TOL["float32"])
+    kernel = flash_attention_kernel("float32")
+    dims = {"B": 1, "HQ": 3, "HKV": 1, "SQ": 37, "SKV": 53, "D": 64}
+    held = {"causal": [True], "scale_log2": [LOG2E / 8], "num_stages": [1]}
+    picked = auto_pick(kernel, dims)
+    assert picked == [autotune.pick_config(kernel, dims, "cpu", {**autotune.default_space(kernel, "cpu"), **held})]
+    assert picked[0]["causal"] is True and picked[0]["num_stages"] == 1
+    with pytest.raises(TilecArgumentError, match="config= takes"):
+        flash_attention(q, k, v, config="fastest")
+
+
 def test_flash_scale_and_tiles():
     q, k, v = randn((1, 2, 19, 64), "float32"), randn((1, 2, 41, 64), "float32"), randn((1, 2, 41, 64), "float32")
     out = flash_attention(q, k, v, scale=0.3, block_m=16, block_n=32)
@@ -220,6 +242,13 @@ def test_flash_triton_interpreter(causal, dtype):
     assert isinstance(out, torch.Tensor) and out.dtype == getattr(torch, dtype)
     np.testing.assert_allclose(out.double().numpy(), attention_ref(q, k, v, causal), atol=TOL[dtype],
                                rtol=TOL[dtype])
+
+
+def test_flash_config_auto_triton_interpreter():
+    q, k, v = randn((1, 2, 19, 64), "float16"), randn((1, 1, 23, 64), "float16"), randn((1, 1, 23, 64), "float16")
+    out = flash_attention(*(torch.from_numpy(x) for x in (q, k, v)), config="auto", target="triton")
+    np.testing.assert_allclose(out.double().numpy(), attention_ref(q, k, v), atol=TOL["float16"],
+                               rtol=TOL["float16"])
 
 
 @pytest.mark.parametrize("splits", [1, 2])

@@ -1,6 +1,7 @@
 """tilec.ops.gemm and tilec.ops.softmax against NumPy float64: NumPy arrays on the LLVM backend, torch CPU tensors
 with target="triton" on Triton's interpreter. Awkward shapes (1, primes, non-multiples of every block size)."""
 import importlib.util
+import json
 import os
 
 os.environ.setdefault("TRITON_INTERPRET", "1")  # before triton is imported
@@ -10,6 +11,7 @@ import pytest  # noqa: E402
 
 import tilec  # noqa: E402
 from tilec.ops import gemm, softmax  # noqa: E402
+from tilec.settings import settings  # noqa: E402
 
 RNG = np.random.default_rng(0)
 
@@ -199,6 +201,24 @@ def test_softmax_llvm_long_rows_take_the_online_kernel():
     x = (RNG.standard_normal((3, 300)) * 4).astype(np.float32)
     y = softmax(x, max_row=64, block_n=32)  # 300 = 9 full column blocks + 12
     np.testing.assert_allclose(y, softmax_reference(x), rtol=1e-5, atol=1e-7)
+
+
+@needs_llvm
+@pytest.mark.parametrize("n, long_rows", [(129, {}), (300, {"max_row": 64})])
+def test_softmax_config_auto_and_measured(n, long_rows, tmp_path, monkeypatch):
+    from tilec.cost import autotune
+    from tilec.ops.softmax import softmax_kernel
+
+    monkeypatch.setattr(settings, "cache_dir", tmp_path)
+    x = (RNG.standard_normal((37, n)) * 4).astype(np.float32)
+    np.testing.assert_allclose(softmax(x, config="auto", **long_rows), softmax_reference(x), rtol=1e-5, atol=1e-7)
+    kernel = softmax_kernel("float32", online=bool(long_rows))
+    dims = {"M": 37, "N": n}
+    picked = [cfg for key, cfg in kernel._auto.items() if key[0] == tuple(sorted(dims.items())) and not key[-1]]
+    assert picked == [autotune.pick_config(kernel, dims, "cpu", autotune.default_space(kernel, "cpu"))]
+    np.testing.assert_allclose(softmax(x, tune="measure", **long_rows), softmax_reference(x), rtol=1e-5, atol=1e-7)
+    tuned = json.loads((tmp_path / "autotune.json").read_text())
+    assert [k.split("@")[0] for k in tuned] == [f"{kernel.fn.__module__}.{kernel.__name__}"]
 
 
 @needs_llvm

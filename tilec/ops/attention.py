@@ -103,10 +103,11 @@ def flash_attention_kernel(dtype: str):
 
 
 def flash_attention(q, k, v, *, causal: bool = False, scale: float | None = None, target: str | None = None,
-                    **config):
+                    config=None, tune: str | None = None, **consts):
     """softmax(q k^T * scale + causal mask) v for q [B, Hq, Sq, D], k/v [B, Hkv, Skv, D] (Hq a multiple of Hkv),
-    as a new array of q's kind and dtype. scale defaults to 1/sqrt(D). `config` overrides block_m, block_n,
-    num_stages."""
+    as a new array of q's kind and dtype. scale defaults to 1/sqrt(D). Keywords block_m, block_n, num_stages
+    override the op's tiles; `config="auto"` takes the cost model's pick for this shape instead (no measurement;
+    keywords given are held) and `tune="measure"` times the model's top 8 once per shape bucket."""
     dtype = check_attention_inputs(q, k, v)
     batch, hq, sq, d = q.shape
     skv = k.shape[2]
@@ -117,12 +118,15 @@ def flash_attention(q, k, v, *, causal: bool = False, scale: float | None = None
     if skv == 0:  # no key at all: every row is empty
         out[...] = 0
         return out
-    where = backend_for(q, target)
-    config = {**DEFAULT_CONFIG[where](d), **config}
-    config["block_m"] = fit_block(config["block_m"], sq, MIN_BLOCK_M[where])
     q, k, v = (contiguous(x) for x in (q, k, v))
-    flash_attention_kernel(dtype)(q, k, v, out, target=target, causal=bool(causal), scale_log2=scale * LOG2E,
-                                  **config)
+    kernel, held = flash_attention_kernel(dtype), dict(causal=bool(causal), scale_log2=scale * LOG2E)
+    if config is not None or tune is not None:  # the kernel call checks the values and asks the cost model
+        kernel(q, k, v, out, target=target, config=config, tune=tune, **held, **consts)
+        return out
+    where = backend_for(q, target)
+    tiles = {**DEFAULT_CONFIG[where](d), **consts}
+    tiles["block_m"] = fit_block(tiles["block_m"], sq, MIN_BLOCK_M[where])
+    kernel(q, k, v, out, target=target, **held, **tiles)
     return out
 
 

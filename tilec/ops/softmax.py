@@ -85,9 +85,11 @@ def softmax_kernel(dtype: str, online: bool):
     return (_softmax_online if online else _softmax_rows)(dtype, acc_dtype)
 
 
-def softmax(x, dim: int = -1, *, target: str | None = None, **config):
+def softmax(x, dim: int = -1, *, target: str | None = None, config=None, tune: str | None = None, **consts):
     """exp(x - max) / sum(exp(x - max)) along `dim`, as a new array of x's kind and dtype. Keywords: `target` as on
-    any kernel call; max_row (longest row kept in one tile), tile_elems, block_m, block_n override the defaults."""
+    any kernel call; max_row (longest row kept in one tile), tile_elems, block_m, block_n override the defaults.
+    `config="auto"` lets the cost model pick the chosen kernel's block_m (and block_n for long rows) for this shape
+    (no measurement; keywords given are held), `tune="measure"` times its top 8 once per shape bucket."""
     dtype = array_dtype("softmax", "x", x)
     if dtype not in DENSE_DTYPES:
         raise TilecArgumentError(f"softmax: 'x' has dtype {dtype}; expected one of {', '.join(DENSE_DTYPES)}")
@@ -101,22 +103,26 @@ def softmax(x, dim: int = -1, *, target: str | None = None, **config):
     rows = contiguous(moved).reshape(-1, x.shape[dim])
     out = empty(x, tuple(rows.shape), dtype)
     if out.numel() if is_torch(out) else out.size:
-        _launch(rows, out, dtype, target, config)
+        _launch(rows, out, dtype, target, consts, dict(config=config, tune=tune))
     out = out.reshape(tuple(moved.shape))
     return out.movedim(-1, dim) if is_torch(out) else np.moveaxis(out, -1, dim)
 
 
-def _launch(rows, out, dtype, target, config):
-    config = {**DEFAULT_CONFIG[backend_for(rows, target)], **config}
-    max_row, tile_elems = config.pop("max_row"), config.pop("tile_elems")
+def _launch(rows, out, dtype, target, consts, choice):
+    """`choice`: the call's config= and tune=; either one set leaves the tiles not given to the cost model."""
+    defaults = DEFAULT_CONFIG[backend_for(rows, target)]
+    max_row, tile_elems = consts.pop("max_row", defaults["max_row"]), consts.pop("tile_elems", defaults["tile_elems"])
     n = rows.shape[1]
-    if n <= max_row:
-        config.pop("block_n")
-        config.setdefault("block_m", _rows_per_block(tile_elems // n, rows.shape[0]))
-        softmax_kernel(dtype, online=False)(rows, out, target=target, **config)
+    online = n > max_row
+    kernel = softmax_kernel(dtype, online=online)
+    if not online:
+        consts.pop("block_n", None)  # rows of one tile: no column blocks
+    if any(v is not None for v in choice.values()):
+        kernel(rows, out, target=target, **choice, **consts)
+    elif online:
+        kernel(rows, out, target=target, **{"block_m": 1, "block_n": defaults["block_n"], **consts})
     else:
-        config.setdefault("block_m", 1)
-        softmax_kernel(dtype, online=True)(rows, out, target=target, **config)
+        kernel(rows, out, target=target, **{"block_m": _rows_per_block(tile_elems // n, rows.shape[0]), **consts})
 
 
 def _rows_per_block(fit: int, m: int) -> int:
