@@ -334,7 +334,7 @@ def host_cpu(measure: bool = False, notes: str = "") -> Target:
     dram_bw = measure_host_bandwidth() if measure else min(10 * GB * cores, 200 * GB)
     # Zen 4 / recent Intel: 4-cycle FMA latency, two loads and one 256-bit store per cycle (AMD Zen 4 guide sec.
     # 2.11-2.12; Intel optimization manual); a loop entry: an estimate. exp/exp2 are inline vector code
-    # (lowering/llvm/vecmath.py): 28 instructions per vector (7 FMAs, 8 other FP ops, 3 compares, 3 selects, 7
+    # (lowering/llvm/vecmath.py): 31 instructions per vector (7 FMAs, 8 other FP ops, 4 compares, 5 selects, 7
     # integer ops; bitcasts are free), issued over the core's vector pipes (Zen 4: 4 FP/vector execution pipes,
     # AMD Zen 4 guide sec. 2.11; Intel: 3, ports 0, 1 and 5), a 512-bit op in two halves on 256-bit pipes.
     # log/log2 take ~ 33 with a divide: counted as exp.
@@ -345,7 +345,7 @@ def host_cpu(measure: bool = False, notes: str = "") -> Target:
     # element: half a cycle per element is an estimate (0, 0.5, 1 and 2 tried on the host's sweeps, 0.5 ranked best).
     core = {"clock_hz": hz, "simd_bytes": width, "fma_bytes": fma_bytes, "fma_pipes": 2, "load_ports": 2,
             "shuffle_pipes": 1, "gather_cycles": 0.5,
-            "fma_latency": 4, "store_bytes": 32, "exp_ops": 28, "row_cycles": 10,
+            "fma_latency": 4, "store_bytes": 32, "exp_ops": 31, "row_cycles": 10,
             "vector_pipes": 4 if amd else 3}
     # transcendentals per second: lanes per pipe slot x pipes / instructions per exp, on every core
     exp_rate = hz * cores * (fma_bytes // 4) * core["vector_pipes"] / core["exp_ops"]
