@@ -33,9 +33,10 @@ class _Format:
     log2e_lo: float
     exp_clamp: float  # |x| beyond this is inf / 0 for exp (2^n's halves stay normal up to it)
     #: below these exp and exp2 are 0 (the result is under half the smallest subnormal): such lanes compute on 0
-    #: instead and take 0 at the end, because the underflowing multiplies of the clamped input run as microcode
-    #: assists on Intel cores. Masked logits (-inf) hit this in every causal attention tile: a 256 x 128 diagonal
-    #: tile of flash attention took 2.2x an unmasked one (Sapphire Rapids VM, 2026-12-07)
+    #: instead and take 0 at the end. Computing the clamped input instead underflows in the last multiplies, which
+    #: is slow on Intel cores (denormal results take a microcode assist there): masked logits (-inf) hit it in every
+    #: causal attention tile, and a 256 x 128 diagonal tile of flash attention took 2.2x an unmasked one
+    #: (Sapphire Rapids VM, 2026-12-07; clamping the input to -126 instead, where nothing underflows, removed it)
     exp_zero_below: float
     exp2_zero_below: float
     exp_poly: tuple  # P(r) coefficients, low order first
