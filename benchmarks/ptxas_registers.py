@@ -31,12 +31,11 @@ SMEM_RESERVED_PER_BLOCK = 1024
 
 
 def compile_sm90(bound, num_warps: int):
-    from tilec.lowering.triton_codegen import wants_persistent
     from tilec.lowering.triton_launch import compile_offline
 
     made = compile_offline(bound, num_warps)
     regs, spills, stack = resource_usage(made.asm["cubin"])
-    return regs, spills, stack, made.metadata.shared, wants_persistent(bound)
+    return regs, spills, stack, made.metadata.shared, bound.launch.persistent
 
 
 def resource_usage(cubin: bytes) -> tuple[int, int, int]:
@@ -87,7 +86,6 @@ def main(argv=None) -> int:
     import cost_replay
     from tilec.cost import model, registers
     from tilec.cost.targets import get_target
-    from tilec.lowering.triton_launch import default_num_warps
 
     target = get_target("h200")
     report = cost_replay.merge([json.loads(f.read_text()) for f in SWEEPS])
@@ -99,7 +97,7 @@ def main(argv=None) -> int:
                 if key in seen:
                     continue
                 seen.add(key)
-                warps = default_num_warps(bound)
+                warps = bound.launch.num_warps
                 t0 = time.perf_counter()
                 regs, spills, stack, shared, persistent = compile_sm90(bound, warps)
                 est = registers.register_estimate(bound, target, 32 * warps)

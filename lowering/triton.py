@@ -2,7 +2,7 @@
 `load(source, kernel)` turns that source into a launcher.
 
 Split over: triton_layout (padded register shapes), triton_expr (expressions, global addressing), triton_tiles
-(copy, gemm, reduce), triton_codegen (statements, block order), triton_launch (files, import, launch).
+(copy, gemm, reduce), triton_codegen (statements, the planned block order), triton_launch (files, import, launch).
 """
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from .triton_launch import load
 def lower(kernel: ir.Kernel, *, descriptors: bool = True, persistent: bool | None = None,
           warp_specialize: bool = False) -> str:
     """The GPU form (`load` runs it on the interpreter too). descriptors: TMA tensor descriptors for the tile copies
-    that fit them; persistent: loop NUM_SMS programs over the blocks (None: decide per kernel); warp_specialize:
-    producer/consumer warps on that loop. See triton_codegen.Options."""
+    that fit them; persistent: loop NUM_SMS programs over the blocks (None: as the kernel's launch plan says, from
+    the plan-launch pass); warp_specialize: producer/consumer warps on that loop. See triton_codegen.Options."""
     unbound = [g for g in kernel.grid if not isinstance(g, ir.Const)]
     if unbound:
         raise TilecLoweringError(f"{kernel.name}: the Triton backend needs a fully bound kernel "

@@ -9,26 +9,17 @@ import math
 from dataclasses import dataclass
 
 from .. import ir
-from ..cost.targets import get_target
+from ..errors import TilecLoweringError
 from .triton_expr import TL_DTYPE, ExprLowering, ParallelScope, Val, cast, expand, unparen
 from .triton_layout import const_int, tiles_needing_init
 from .triton_tiles import lower_copy, lower_gemm, lower_reduce
-
-#: blocks of GEMM rows that consecutive programs share, so their A/B tiles stay in L2 (Triton's matmul tutorial
-#: groups 8 rows: https://triton-lang.org/main/getting-started/tutorials/03-matrix-multiplication.html)
-GROUP_ROWS = 8
-MAX_GRID_YZ = 65535  # CUDA's limit on gridDim.y and gridDim.z (CUDA C Programming Guide, "Compute Capabilities")
-#: a persistent grid pays off once there are more blocks than SMs to run them at once; `lower` knows no device, so
-#: it counts the H100's SMs (the launch uses the real device's count either way)
-PERSISTENT_ABOVE = get_target("h100").sms
 
 
 @dataclass(frozen=True)
 class Options:
     """How `lower` writes a kernel. descriptors: tile copies that fit the bulk tensor copy engine (TMA) go through
-    tensor descriptors. persistent: one program per SM loops over the blocks (None: when the grid outnumbers the
-    SMs and the body has a pipelined loop). warp_specialize: Triton splits the persistent loop into producer and
-    consumer warps."""
+    tensor descriptors. persistent: one program per SM loops over the blocks (None: as the kernel's launch plan
+    says). warp_specialize: Triton splits the persistent loop into producer and consumer warps."""
     descriptors: bool = True
     persistent: bool | None = None
     warp_specialize: bool = False
@@ -38,70 +29,25 @@ class Options:
                 f"warp_specialize={self.warp_specialize}")
 
 
-def wants_persistent(kernel: ir.Kernel) -> bool:
-    pipelined = any(isinstance(s, ir.For) and s.kind == "pipelined" for s in ir.walk_stmts(kernel.body))
-    return (pipelined and math.prod(const_int(g) for g in kernel.grid) > PERSISTENT_ABOVE
-            and not block_dependent_trip_counts(kernel))
-
-
-def block_dependent_trip_counts(kernel: ir.Kernel) -> bool:
-    """Whether some loop runs a number of times that depends on the block (causal attention's key loop stops at
-    the block's diagonal). A persistent grid deals blocks to programs round-robin, so such uneven blocks leave some
-    SMs idle at the end, where the hardware's own block scheduler balances them: on an H200, causal flash attention
-    ran at 360 TFLOP/s persistent against 401 launched one program per block."""
-    dependent = {v.name for v in kernel.block_vars}
-
-    def depends(e) -> bool:
-        """Through arithmetic only: a length read from memory (a MoE schedule, a sequence length) is the data's
-        to balance, and measured on an H200 the persistent grid still won there (grouped GEMM, 512 rows per
-        expert: 761 TFLOP/s against 708)."""
-        if isinstance(e, ir.Load):
-            return False
-        if isinstance(e, ir.Var):
-            return e.name in dependent
-        return any(depends(c) for c in expr_children(e))
-
-    for stmt in ir.walk_stmts(kernel.body):
-        if isinstance(stmt, ir.Let) and depends(stmt.value):
-            dependent.add(stmt.var.name)
-        elif isinstance(stmt, ir.For) and (depends(stmt.start) or depends(stmt.stop)):
-            return True
-    return False
-
-
-def expr_children(e) -> tuple:
-    if isinstance(e, ir.BinOp):
-        return e.lhs, e.rhs
-    if isinstance(e, ir.UnaryOp):
-        return (e.operand,)
-    if isinstance(e, ir.Cast):
-        return (e.value,)
-    if isinstance(e, ir.Select):
-        return e.cond, e.true_value, e.false_value
-    return ()
-
-
-def block_order(kernel: ir.Kernel) -> str:
-    """How program ids map to block indices: "grouped" (L2-friendly order over a 2-D GEMM grid), "flat" (one
-    launch dim, for grids past CUDA's y/z limits) or "direct"."""
-    sizes = [const_int(g) for g in kernel.grid]
-    has_gemm = any(isinstance(s, ir.Gemm) for s in ir.walk_stmts(kernel.body))
-    if len(sizes) == 2 and has_gemm and min(sizes) > 1:
-        return "grouped"
-    if any(s > MAX_GRID_YZ for s in sizes[1:]):
-        return "flat"
-    return "direct"
+def launch_plan(kernel: ir.Kernel) -> ir.LaunchPlan:
+    """The plan-launch pass's decisions, which the lowering follows (it makes none of its own)."""
+    if kernel.launch is None:
+        raise TilecLoweringError(f"{kernel.name}: the kernel has no launch plan; the Triton backend lowers kernels "
+                                 f"specialized for a GPU target (kernel.specialize(dims, config, 'triton'), whose "
+                                 f"plan-launch pass decides the launch)")
+    return kernel.launch
 
 
 def launch_grid(kernel: ir.Kernel) -> tuple:
     sizes = tuple(const_int(g) for g in kernel.grid)
-    return sizes if block_order(kernel) == "direct" else (math.prod(sizes),)
+    return sizes if launch_plan(kernel).block_order == "direct" else (math.prod(sizes),)
 
 
 class KernelLowering(ExprLowering):
     def __init__(self, kernel: ir.Kernel, options: Options = Options()):
         super().__init__(kernel)
-        persistent = wants_persistent(kernel) if options.persistent is None else options.persistent
+        self.plan = launch_plan(kernel)
+        persistent = self.plan.persistent if options.persistent is None else options.persistent
         self.options = Options(options.descriptors, persistent, options.warp_specialize and persistent)
         self.need_init = tiles_needing_init(kernel)
         self.lines: list = []
@@ -146,7 +92,7 @@ class KernelLowering(ExprLowering):
         return self.descriptors[key]
 
     def block_indices(self):
-        k, order = self.kernel, block_order(self.kernel)
+        k, order, group_rows = self.kernel, self.plan.block_order, self.plan.group_rows
         sizes = [const_int(g) for g in k.grid]
         names = [self.ident(v.name) for v in k.block_vars]
         for v, n in zip(k.block_vars, sizes):
@@ -176,13 +122,13 @@ class KernelLowering(ExprLowering):
                 stride *= n
             return
         (bx, by), (gx, gy) = names, sizes
-        self.emit(f"# grouped order: {GROUP_ROWS} rows of blocks ({by}) sweep the columns ({bx}) together, for L2")
+        self.emit(f"# grouped order: {group_rows} rows of blocks ({by}) sweep the columns ({bx}) together, for L2")
         group, first, rows = self.fresh("group"), self.fresh("first_row"), self.fresh("group_rows")
-        self.emit(f"{group} = {pid} // {GROUP_ROWS * gx}")
-        self.emit(f"{first} = {group} * {GROUP_ROWS}")
-        self.emit(f"{rows} = tl.minimum({gy} - {first}, {GROUP_ROWS})")
-        self.emit(f"{by} = {first} + ({pid} % {GROUP_ROWS * gx}) % {rows}")
-        self.emit(f"{bx} = ({pid} % {GROUP_ROWS * gx}) // {rows}")
+        self.emit(f"{group} = {pid} // {group_rows * gx}")
+        self.emit(f"{first} = {group} * {group_rows}")
+        self.emit(f"{rows} = tl.minimum({gy} - {first}, {group_rows})")
+        self.emit(f"{by} = {first} + ({pid} % {group_rows * gx}) % {rows}")
+        self.emit(f"{bx} = ({pid} % {group_rows * gx}) // {rows}")
 
     # ------------------------------------------------------------------------------------------ statements
     def body(self, stmts):

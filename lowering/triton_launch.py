@@ -16,15 +16,8 @@ from pathlib import Path
 from .. import ir
 from ..errors import TilecArgumentError, TilecBackendUnavailable, TilecLoweringError, TilecResourceError
 from ..settings import settings
-from .triton_codegen import KernelLowering, Options, launch_grid
+from .triton_codegen import KernelLowering, Options, launch_grid, launch_plan
 
-#: the GEMM output tile (elements) from which 8 warps pay off; Triton's matmul tutorial runs 128x256 tiles with 8
-#: warps and 64x64 ones with 4 (https://triton-lang.org/main/getting-started/tutorials/03-matrix-multiplication.html)
-EIGHT_WARPS_FROM = 128 * 128
-#: the same for fp32/fp64 operands, whose exact ("ieee") dots run on the CUDA cores with each thread's share of the
-#: tile in registers: an H200 ran fp32 128x64x16 tiles 1.1-1.3x faster with 8 warps than 64x64 ones with 4 (M=N=K
-#: of 1000 and 4096, 2026-12-02, results/h200/gemm_fp32_2026-12-02.json); ptxas spills them with 4 warps
-EIGHT_WARPS_FROM_CUDA_CORES = 128 * 64
 #: programs a persistent kernel gets under the interpreter, which runs them one after another: a few exercise the
 #: striding over blocks as well as an SM's worth would
 INTERPRETER_PROGRAMS = 3
@@ -125,17 +118,6 @@ def interpret_mode(on: bool):
             os.environ["TRITON_INTERPRET"] = before
 
 
-def default_num_warps(kernel: ir.Kernel) -> int:
-    buffers = kernel.buffers()
-    for s in ir.walk_stmts(kernel.body):
-        if isinstance(s, ir.Gemm):
-            tile = math.prod(int(n.value) for n in buffers[s.c].shape)
-            cuda_cores = buffers[s.a].dtype in ("float32", "float64")
-            if tile >= (EIGHT_WARPS_FROM_CUDA_CORES if cuda_cores else EIGHT_WARPS_FROM):
-                return 8
-    return 4
-
-
 def source_options(source: str) -> Options:
     """The options `lower` wrote `source` with (its header line), for a variant of the same kernel."""
     found = dict(re.findall(r"(\w+)=(True|False|None)", re.search(r"^# lowered with .*$", source, re.M).group(0)))
@@ -208,7 +190,8 @@ def out_of_resources(kernel: ir.Kernel, exc) -> TilecResourceError:
 
 
 def load(source: str, kernel: ir.Kernel, num_warps: int | None = None, num_ctas: int = 1):
-    """`launcher(*tensors)` for source from `lower(kernel)`: torch tensors in parameter order."""
+    """`launcher(*tensors)` for source from `lower(kernel)`: torch tensors in parameter order. num_warps: None
+    takes the kernel's launch plan."""
     try:
         from triton.runtime.interpreter import InterpretedFunction
         from triton.runtime.jit import JITFunction
@@ -220,7 +203,7 @@ def load(source: str, kernel: ir.Kernel, num_warps: int | None = None, num_ctas:
     persistent = "NUM_SMS: tl.constexpr" in source
     grid = launch_grid(kernel)
     blocks = math.prod(grid)
-    warps = num_warps or default_num_warps(kernel)
+    warps = num_warps or launch_plan(kernel).num_warps
     made: dict = {}
 
     def function(on_cpu: bool, aligned: bool):

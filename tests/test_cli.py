@@ -46,7 +46,7 @@ def test_ir_prints_every_pass(capsys):
     assert code == 0 and err == ""
     stages = sections(out)
     assert [name for name, _ in stages] == ["frontend", "bind", "simplify", "fold-ranges (unchanged)", "verify (unchanged)", "software-pipeline",
-                                                "place-memory (unchanged)", "verify (unchanged)"]
+                                                "place-memory (unchanged)", "plan-launch (unchanged)", "verify (unchanged)"]
     stages = dict(stages)
     assert "%a = alloc float32[64, 32] shared\n" in stages["simplify"] and " stages=[" not in stages["simplify"]
     pipelined = stages["software-pipeline"]
@@ -63,9 +63,18 @@ def test_ir_one_stage_with_config_target_and_locs(capsys):
                        "--target", "triton", "--arch", "h100", "--stage", "software-pipeline", "--locs")
     assert code == 0 and "# ----" not in out
     assert "%a = alloc float32[64, 16] shared stages=3 loc(" in out and "stages=[0, 0, 2] loc(" in out
-    assert parse_kernel_text(out) == matmul.specialize(SHAPES[matmul], {"block_k": 16, "num_stages": 3}, "triton")
+    planned = matmul.specialize(SHAPES[matmul], {"block_k": 16, "num_stages": 3}, "triton")
+    assert parse_kernel_text(out) == planned.replace(launch=None)
     code, out, _ = run(capsys, "ir", MATMUL, "--stage", "frontend")
     assert code == 0 and out == print_kernel(matmul.ir)
+
+
+def test_ir_plan_launch_stage_shows_the_plan_for_triton(capsys):
+    code, out, _ = run(capsys, "ir", MATMUL, *MATMUL_DIMS, "--target", "triton", "--stage", "plan-launch")
+    assert code == 0 and "\n  launch persistent=false num_warps=4 order=grouped group_rows=8\n" in out
+    assert parse_kernel_text(out) == matmul.specialize(SHAPES[matmul], {}, "triton")
+    code, out, _ = run(capsys, "ir", MATMUL, *MATMUL_DIMS, "--target", "triton")
+    assert "# ---- plan-launch ----" in out and "# ---- verify (unchanged) ----" in out
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -124,3 +133,13 @@ def test_lower_prints_llvm_ir(capsys):
     code, out, err = run(capsys, "lower", "--target", "llvm", MATMUL, *MATMUL_DIMS)
     assert code == 0, err
     assert "define" in out and "matmul" in out
+
+
+def test_lower_prints_triton_source_as_planned(capsys):
+    from tilec.lowering.triton import lower
+
+    code, out, err = run(capsys, "lower", "--target", "triton", MATMUL, *MATMUL_DIMS)
+    assert code == 0 and err == "" and "@triton.jit" in out
+    assert out == lower(matmul.specialize(SHAPES[matmul], {}, "triton"))
+    code, _, err = run(capsys, "lower", "--target", "triton", "--arch", "cpu", MATMUL, *MATMUL_DIMS)
+    assert code == 1 and "TilecLoweringError" in err and "no launch plan" in err

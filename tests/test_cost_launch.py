@@ -34,13 +34,12 @@ def test_thread_limit_and_eight_warps():
 def test_exact_fp32_dots_get_eight_warps_from_smaller_tiles():
     # fp32/fp64 dots run on the CUDA cores with each thread's share of the tile in registers: 128x64 tiles take 8
     # warps there, while a bf16 128x64 tile (tensor cores) keeps 4
-    from tilec.lowering.triton_launch import default_num_warps
     from tilec.ops.gemm import gemm_kernel
 
     config = dict(block_m=128, block_n=64, block_k=16, num_stages=3)
-    warps = {dt: default_num_warps(gemm_kernel(False, False, dt, dt).specialize(dict(M=256, N=256, K=64), config,
-                                                                               "triton"))
+    plans = {dt: gemm_kernel(False, False, dt, dt).specialize(dict(M=256, N=256, K=64), config, "triton").launch
              for dt in ("float32", "float64", "bfloat16")}
+    warps = {dt: plan.num_warps for dt, plan in plans.items()}
     assert warps == {"float32": 8, "float64": 8, "bfloat16": 4}
 
 

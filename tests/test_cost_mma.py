@@ -68,10 +68,10 @@ def test_a_synchronous_mma_adds_to_the_pipeline_chain():
 
 
 def test_grouped_launch_order_matches_the_backend():
-    from tilec.lowering.triton_codegen import GROUP_ROWS, block_order
+    from tilec.passes.launch import GROUP_ROWS
 
     bound = matmul.specialize(dict(M=4096, N=4096, K=4096), dict(block_m=128, block_n=128), "triton", arch="h200")
-    assert block_order(bound) == "grouped" and model.launch_group_rows(bound, get_target("h200")) == GROUP_ROWS
+    assert bound.launch.block_order == "grouped" and model.launch_group_rows(bound, get_target("h200")) == GROUP_ROWS
     assert model.launch_group_rows(bound, get_target("cpu")) == 0
     c = counting.Counting(bound, 132, group_rows=GROUP_ROWS)
     gx, gy = 32, 32

@@ -157,6 +157,17 @@ def test_source_stage_uses_printer():
         {"M": 64, "N": 64, "K": 64}, {})
 
 
+def test_planned_kernel_prints_its_launch_and_round_trips():
+    big = matmul.specialize({"M": 4096, "N": 4096, "K": 4096}, {"block_m": 128, "block_n": 128}, "triton")
+    text = assert_round_trip(big)
+    assert "  grid %bx, %by in [32, 32]\n  launch persistent=true num_warps=8 order=grouped group_rows=8\n{" in text
+    one_row = matmul.specialize({"M": 16, "N": 4096, "K": 4096}, {}, "triton")
+    assert "launch persistent=false num_warps=4 order=direct\n" in assert_round_trip(one_row)
+    assert parse_kernel_text(print_kernel(one_row)).launch == ir.LaunchPlan(False, 4, "direct", 0)
+    assert "launch" not in print_kernel(matmul.specialize({"M": 16, "N": 4096, "K": 4096}, {}, "llvm"))
+    assert matmul.source("plan-launch", M=16, N=4096, K=4096) == print_kernel(one_row)
+
+
 @pytest.mark.parametrize("value", [0.1, -0.0, 1e-300, 5e-324, 1.7976931348623157e308, 1.0000000000000002,
                                    math.inf, -math.inf, 3.0, -2.5e-07, 123456789.125])
 def test_floats_round_trip_exactly(value):
@@ -239,6 +250,19 @@ def test_comments_and_free_layout_parse():
     ("kernel @k grid %b in [1] {\n  let %x: index = 1 +\n}", "line 3, column 1", "unexpected '}'"),
     ("kernel @k grid %b in [1] {\n  let %x: index = pi\n}", "line 2, column 19", "unknown word 'pi'"),
     ("kernel @k dims %M dims %N grid %b in [1] {\n}", "line 1", "second 'dims'"),
+    ("kernel @k grid %b in [1]\n  launch persistent=yes num_warps=4 order=direct {\n}", "line 2, column 21",
+     "persistent=yes: expected true or false"),
+    ("kernel @k grid %b in [1]\n  launch persistent=true num_warps=4 order=spiral {\n}", "line 2, column 44",
+     "expected grouped or flat or direct"),
+    ("kernel @k grid %b in [1]\n  launch persistent=true num_warps=four order=flat {\n}", "line 2, column 36",
+     "num_warps=four: expected an integer"),
+    ("kernel @k grid %b in [1]\n  launch persistent=true order=flat {\n}", "line 2", "lacks num_warps"),
+    ("kernel @k grid %b in [1]\n  launch persistent=true num_warps=4 order=flat warps=8 {\n}", "line 2, column 49",
+     "unknown launch attribute 'warps'"),
+    ("kernel @k grid %b in [1]\n  launch persistent=true num_warps=4 num_warps=8 order=flat {\n}", "line 2, column 38",
+     "a second num_warps="),
+    ("kernel @k grid %b in [1] launch persistent=true num_warps=4 order=flat\n  launch persistent=true num_warps=4 "
+     "order=flat {\n}", "line 2", "second 'launch'"),
 ])
 def test_parse_errors_name_line_and_column(text, where, what):
     with pytest.raises(TilecParseError) as e:

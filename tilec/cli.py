@@ -144,8 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ir", help="print the IR (generic, after each pass, or after one stage)")
     add_common(p)
     p.add_argument("--target", choices=BACKENDS, default="llvm", help="backend the passes prepare for")
-    p.add_argument("--stage", default=None, help=f"print only this stage: {FRONTEND} or a pass name "
-                                                 f"(bind, simplify, verify, place-memory, software-pipeline)")
+    p.add_argument("--stage", default=None, help=f"print only this stage: {FRONTEND} or a pass name (bind, "
+                                                 f"simplify, fold-ranges, verify, software-pipeline, place-memory, "
+                                                 f"plan-launch with --target triton)")
     p.add_argument("--locs", action="store_true", help='end each statement with loc("file:line")')
     p.set_defaults(run=run_ir)
 

@@ -1,8 +1,9 @@
 """tilec's IR: plain dataclasses. It is the one contract between the frontend, the passes and the lowerings.
 
 A `Kernel` has global tensor parameters (buffers of scope "global"), symbolic dims, compile-time config constants,
-a launch grid and a body of statements. Scalars are expressions (`Expr`); tiles are named buffers allocated by
-`Alloc` in scope "shared", "fragment" or "local" (a mutable scalar, shape ()). Statements refer to buffers by name.
+a launch grid (once planned for a GPU, with a `LaunchPlan`) and a body of statements. Scalars are expressions
+(`Expr`); tiles are named buffers allocated by `Alloc` in scope "shared", "fragment" or "local" (a mutable scalar,
+shape ()). Statements refer to buffers by name.
 
 Index arithmetic has dtype "index" (a lowering picks its width). Every statement carries `loc` ("file:line") so
 that a pass or a lowering can point at the user's source; `loc` takes no part in equality.
@@ -230,6 +231,22 @@ class ConfigParam:
     value: Union[int, float, bool]  # the default, or the bound value after binding
 
 
+#: how program ids map to block indices: "grouped" (rows of blocks sweep the columns together, for L2), "flat" (one
+#: launch dim) or "direct" (one launch dim per grid dim)
+BLOCK_ORDERS = ("grouped", "flat", "direct")
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """How a GPU backend launches the kernel, decided by the plan-launch pass: `persistent` (one program per SM
+    strides over the blocks), warps per block, the block order (BLOCK_ORDERS) and, for "grouped", the rows of
+    blocks that sweep the columns together (0 otherwise)."""
+    persistent: bool
+    num_warps: int
+    block_order: str
+    group_rows: int = 0
+
+
 @dataclass(frozen=True)
 class Kernel:
     name: str
@@ -241,6 +258,8 @@ class Kernel:
     body: tuple
     #: dim and config values once bound ({} before); lowerings read sizes from here and from Consts.
     bound: tuple = ()
+    #: the launch decisions (plan-launch pass, GPU targets); None before it and on a CPU
+    launch: LaunchPlan | None = None
     loc: str | None = _loc()
 
     def replace(self, **changes) -> "Kernel":

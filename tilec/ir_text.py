@@ -257,9 +257,9 @@ class _Reader:
 
     def kernel(self, t) -> ir.Kernel:
         name, loc_t, *rest = t.children
-        headers = [h for h in rest if h.data in ("dims", "config", "bound", "param", "grid")]
+        headers = [h for h in rest if h.data in ("dims", "config", "bound", "param", "grid", "launch")]
         body = rest[len(headers):]
-        fields = {"dims": (), "config": (), "bound": (), "grid": (), "block_vars": ()}
+        fields = {"dims": (), "config": (), "bound": (), "grid": (), "block_vars": (), "launch": None}
         params, seen = [], set()
         for h in headers:
             if h.data in seen and h.data != "param":
@@ -275,18 +275,45 @@ class _Reader:
                 buf = self.buffer_type(h.children[0], h.children[1])
                 self.buffers[buf.name] = buf
                 params.append(buf)
+            elif h.data == "launch":
+                fields["launch"] = _launch_plan(h)
             else:
                 var_defs, extents = h.children
                 fields["grid"] = self.exprs(extents)
                 fields["block_vars"] = self.var_defs(var_defs)
         return ir.Kernel(_name(name), tuple(params), fields["dims"], fields["config"], fields["grid"],
                          fields["block_vars"], tuple(self.stmt(s) for s in body), fields["bound"],
-                         loc=_loc(loc_t))
+                         fields["launch"], loc=_loc(loc_t))
 
     def config_param(self, t) -> ir.ConfigParam:
         token, dtype, value = t.children
         self.vars[_name(token)] = _check_dtype(dtype)
         return ir.ConfigParam(_name(token), str(dtype), _literal(value))
+
+
+#: a `launch` line's attributes -> LaunchPlan fields; group_rows may be left out (0)
+_LAUNCH_FIELDS = {"persistent": "persistent", "num_warps": "num_warps", "order": "block_order",
+                  "group_rows": "group_rows"}
+_LAUNCH_WORDS = {"persistent": ("true", "false"), "order": ir.BLOCK_ORDERS}  # the others take integers
+
+
+def _launch_plan(h) -> ir.LaunchPlan:
+    values = {}
+    for attr in h.children:
+        key, token = attr.children
+        name, text = str(key), str(token)
+        if name not in _LAUNCH_FIELDS:
+            raise _error(key, f"unknown launch attribute {name!r}; they are {', '.join(_LAUNCH_FIELDS)}")
+        if _LAUNCH_FIELDS[name] in values:
+            raise _error(key, f"a second {name}= on the launch line")
+        words = _LAUNCH_WORDS.get(name)
+        if (text not in words) if words else token.type != "INT":
+            raise _error(token, f"launch {name}={text}: expected {' or '.join(words) if words else 'an integer'}")
+        values[_LAUNCH_FIELDS[name]] = (text == "true" if name == "persistent" else text) if words else int(text)
+    missing = [n for n in ("persistent", "num_warps", "order") if _LAUNCH_FIELDS[n] not in values]
+    if missing:
+        raise _error(h, f"the launch line lacks {', '.join(missing)}")
+    return ir.LaunchPlan(**values)
 
 
 def _loc(t):

@@ -1,7 +1,7 @@
 """`@tilec.kernel`: the user-facing kernel object. It strings the named stages together:
 
-    frontend (ast -> IR) -> passes (bind, simplify, verify, place-memory, software-pipeline, verify)
-    -> lowering (Triton source | LLVM IR) -> build (triton.jit | LLVM object code) -> launch
+    frontend (ast -> IR) -> passes (bind, simplify, fold-ranges, verify, software-pipeline, place-memory,
+    plan-launch, verify) -> lowering (Triton source | LLVM IR) -> build (triton.jit | LLVM object code) -> launch
 
 Each stage's output can be dumped with `kernel.source(stage, **shapes_and_config)`.
 """
@@ -75,10 +75,11 @@ class TileKernel:
 
     def source(self, stage: str = "triton", **shapes_and_config) -> str:
         """The output of one stage as text: "triton" or "llvm" (generated code), "ir" (generic IR), or a pass
-        name ("bind", "simplify", "place-memory", "software-pipeline") for the IR after it."""
+        name ("bind", "simplify", "place-memory", "software-pipeline", "plan-launch") for the IR after it (the
+        passes prepare for the LLVM backend, but for the GPU's launch plan)."""
         from .printer import print_kernel
 
-        backend = stage if stage in BACKENDS else "llvm"
+        backend = stage if stage in BACKENDS else "triton" if stage == "plan-launch" else "llvm"
         if stage == "ir":
             return print_kernel(self.ir)
         outs = self.stages(backend=backend, **shapes_and_config)

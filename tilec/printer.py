@@ -6,6 +6,7 @@
       bound %M = 100, %K = 33                       (only once bound)
       param %A: float32[%M, %K] global
       grid %bx, %by in [(%N + 63) // 64, (%M + 63) // 64]
+      launch persistent=false num_warps=4 order=grouped group_rows=8   (only once planned for a GPU)
     {
       %a = alloc float32[64, 32] shared stages=2
       fill %acc, 0.0
@@ -21,6 +22,7 @@ float32 or bool by its spelling; a variable has its definition's dtype; a load i
 operands'); any other dtype is written as a suffix `x:int32` (parenthesised for an operation: `(a + b):float16`).
 Definitions take effect in text order after their own expressions, in one flat table: printer and reader agree on
 that rule, so the text round-trips exactly even for IR that the verifier would reject.
+`launch` is the plan-launch pass's `ir.LaunchPlan`; group_rows appears only when not 0.
 A copy region prints as `%A[origin +: extent, ...]`; a dim without `+:` is not mapped (extent 1); `axes [...]`
 appears only when the mapped dims are not that; a whole tile prints as just `%a`.
 """
@@ -230,10 +232,18 @@ class Printer:
         extents = self.exprs(k.grid)
         names = "".join(f"{self.var_def(v)}, " for v in k.block_vars)[:-2]
         self.emit(1, f"grid {names + ' ' if names else ''}in [{extents}]")
+        if k.launch is not None:
+            self.emit(1, launch_text(k.launch))
         self.emit(0, "{")
         self.block(k.body, 1)
         self.emit(0, "}")
         return "\n".join(self.lines) + "\n"
+
+
+def launch_text(plan: ir.LaunchPlan) -> str:
+    group = f" group_rows={plan.group_rows}" if plan.group_rows else ""
+    return (f"launch persistent={literal_text(plan.persistent)} num_warps={plan.num_warps} "
+            f"order={plan.block_order}{group}")
 
 
 def print_kernel(kernel: ir.Kernel, locs: bool = False) -> str:

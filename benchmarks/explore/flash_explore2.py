@@ -30,7 +30,7 @@ for causal in (False, True):
             for pers in (False, True):
                 def make(bm=bm, bn=bn, st=st, w=w, desc=desc, pers=pers):
                     ik = kern.stages(backend="triton", B=b, HQ=h, SQ=s, D=d, HKV=h, SKV=s, block_m=bm, block_n=bn,
-                                     num_stages=st, causal=causal, scale_log2=LOG2E / d ** 0.5)["place-memory"]
+                                     num_stages=st, causal=causal, scale_log2=LOG2E / d ** 0.5)["plan-launch"]
                     launch = load(lower(ik, descriptors=desc, persistent=pers), ik, num_warps=w)
                     def f():
                         launch(q, k, v, o); return o

@@ -19,7 +19,7 @@ ref = F.scaled_dot_product_attention(q, k, v)
 kern = flash_attention_kernel("bfloat16")
 for bm, bn, st in ((128, 64, 3), (256, 64, 3)):
     ik = kern.stages(backend="triton", B=b, HQ=h, SQ=s, D=d, HKV=h, SKV=s, block_m=bm, block_n=bn, num_stages=st,
-                     causal=False, scale_log2=LOG2E / d ** 0.5)["place-memory"]
+                     causal=False, scale_log2=LOG2E / d ** 0.5)["plan-launch"]
     for desc in (False, True):
         src = lower(ik, descriptors=desc, persistent=True)
         for flat in (True, False):

@@ -15,7 +15,7 @@ for M in (128, 1000, 4096):
     r = dict(M=M, v="torch", ms=round(ms, 4), tflops=round(2 * M**3 / ms / 1e9, 2), err=((a @ b) - ref).abs().max().item()); print(json.dumps(r), flush=True); out.append(r)
     for bm, bn, bk, st, w in ((128,128,64,3,8),(64,64,32,3,8),(64,64,16,3,8),(128,64,16,3,8),(64,64,16,3,4),(64,64,8,3,4),(32,32,32,3,4),(32,64,32,3,4),(32,32,16,3,4)):
         try:
-            ik = k.stages(backend="triton", M=M, N=M, K=M, block_m=bm, block_n=bn, block_k=bk, num_stages=st)["place-memory"]
+            ik = k.stages(backend="triton", M=M, N=M, K=M, block_m=bm, block_n=bn, block_k=bk, num_stages=st)["plan-launch"]
             launch = load(lower(ik), ik, num_warps=w)
             launch(a, b, c); torch.cuda.synchronize()
             err = (c - ref).abs().max().item()

@@ -5,7 +5,7 @@ import torch, triton.testing
 import tilec.ops as ops
 from tilec.ops.gemm import gemm_kernel
 from tilec.lowering.triton import lower
-from tilec.lowering.triton_launch import load, default_num_warps
+from tilec.lowering.triton_launch import load
 
 out = []
 k = gemm_kernel(False, False, "bfloat16", "bfloat16")
@@ -31,7 +31,7 @@ for m, n, kk in [(1, 4096, 4096), (16, 4096, 4096), (64, 4096, 4096), (128, 4096
         c = torch.empty(m, n, device="cuda", dtype=torch.bfloat16)
         for pers in (True, False):
             try:
-                run = load(lower(bound, persistent=pers), bound, default_num_warps(bound))
+                run = load(lower(bound, persistent=pers), bound, bound.launch.num_warps)
                 run(a, b, c)
                 r[f"{bm}x{bn}x{bk}s{st}{'P' if pers else ''}"] = round(
                     triton.testing.do_bench(lambda: run(a, b, c), warmup=10, rep=50) * 1e3, 1)

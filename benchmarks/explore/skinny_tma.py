@@ -5,7 +5,7 @@ import itertools, json, os
 import torch, triton.testing
 from tilec.ops.gemm import gemm_kernel
 from tilec.lowering.triton import lower
-from tilec.lowering.triton_launch import load, default_num_warps
+from tilec.lowering.triton_launch import load
 
 k = gemm_kernel(False, False, "bfloat16", "bfloat16")
 out = []
@@ -22,7 +22,7 @@ for m in (16, 256):
         try:
             bound = k.specialize(dict(M=m, N=n, K=kk), dict(block_m=bm, block_n=bn, block_k=bk, num_stages=st),
                                  "triton", "h200")
-            run = load(lower(bound, descriptors=desc, persistent=pers), bound, default_num_warps(bound))
+            run = load(lower(bound, descriptors=desc, persistent=pers), bound, bound.launch.num_warps)
             run(a, b_t, c); torch.cuda.synchronize()
             r["err"] = ((c.float() - ref).abs().max() / ref.abs().max()).item()
             ms = triton.testing.do_bench(lambda: run(a, b_t, c), warmup=10, rep=40)

@@ -10,7 +10,7 @@ from tilec.ops.attention import LOG2E
 from tilec.ops.online_softmax import online_softmax_update
 from tilec.ops.sparse import latent_scores, sparse_mla_kernel
 from tilec.lowering.triton import lower
-from tilec.lowering.triton_launch import load, default_num_warps
+from tilec.lowering.triton_launch import load
 
 
 def qk_ahead_kernel(dtype):
@@ -76,7 +76,7 @@ if __name__ == "__main__":
                     cfg = dict(group=hq, block_h=bh, block_n=bn, num_stages=st, scale=1 / math.sqrt(d))
                     b = kern.specialize(dims, cfg, "triton", "h200")
                     o = torch.empty(t, hq, dv, device="cuda", dtype=torch.bfloat16)
-                    run = load(lower(b), b, default_num_warps(b))
+                    run = load(lower(b), b, b.launch.num_warps)
                     run(q, kv, idx, o); torch.cuda.synchronize()
                     if ref is None:
                         ref = o.float().clone()

@@ -1,9 +1,10 @@
 """The analytic cost model: predicted run time of a fully bound kernel on a target.
 
     counts   (counting.py) operations per kind, bytes per tier, L2 reuse, per phase (each top-level loop)
-    launch   GPU: the Triton backend's (Launch): a pipelined grid larger than the SMs runs persistent, one program
-             per SM, its loops usually flattened (the pipeline fills once per program, the epilogue's stores drain
-             under the next block's loop); 4 or 8 warps per block
+    launch   GPU: the kernel's launch plan (Launch; the plan-launch pass, which the Triton backend follows): a
+             pipelined grid larger than the SMs runs persistent, one program per SM, its loops usually flattened (the
+             pipeline fills once per program, the epilogue's stores drain under the next block's loop); 4 or 8 warps
+             per block
     occupancy  blocks per SM = min(shared memory, registers, threads, the hardware's block limit), 1 if persistent
     waves    the grid runs in waves of sms x blocks-per-SM blocks; the last wave may be partial (the tail)
     a wave   per phase and per SM: a slot of one loop iteration takes
@@ -50,6 +51,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from .. import ir
+from ..errors import TilecArgumentError
 from .counting import Counting, KernelCounts, Phase, tile_bytes
 from .cpu import gemm_cycles
 from .registers import (MAX_REGS_PER_THREAD, REG_ALLOC_PER_THREAD, REG_BASE, REG_BASE_GPU, register_tiles,
@@ -167,34 +169,37 @@ def occupancy(counts: KernelCounts, target: Target, eff: dict, threads: int = 0,
 
 @dataclass(frozen=True)
 class Launch:
-    """How the backend launches a kernel on a GPU (lowering/triton_codegen.py, triton_launch.py): a grid with a
-    pipelined loop and more blocks than SMs runs persistent (one program per SM strides over the blocks), and a
-    GEMM accumulator of 128x128 or more gets 8 warps instead of 4. Unless a tile is copied in outside the loops,
-    Triton flattens the persistent loop with the pipelined one: the pipeline fills once per program, the next
-    block's loads overlap this block's epilogue, and an inner num_stages=1 is lost to the fused loop, which
+    """How the backend launches a kernel on a GPU, as its launch plan says (Kernel.launch, the plan-launch pass): a
+    grid with a pipelined loop and more blocks than SMs runs persistent (one program per SM strides over the
+    blocks), and a GEMM accumulator of 128x128 or more gets 8 warps instead of 4. Unless a tile is copied in outside
+    the loops, Triton flattens the persistent loop with the pipelined one: the pipeline fills once per program, the
+    next block's loads overlap this block's epilogue, and an inner num_stages=1 is lost to the fused loop, which
     pipelines at Triton's default (H200 sweep: GEMMs with num_stages 1 and 3 timed within 0.3% of each other)."""
     persistent: bool = False
     threads: int = 0
 
 
+def launch_plan(kernel: ir.Kernel, target: Target) -> ir.LaunchPlan:
+    if kernel.launch is None:
+        raise TilecArgumentError(f"{kernel.name}: no launch plan to time on {target.name}; bind the kernel for it "
+                                 f"with TileKernel.specialize(dims, config, 'triton', arch={target.name!r})")
+    return kernel.launch
+
+
 def launch(kernel: ir.Kernel, target: Target) -> Launch:
     if target.kind != "gpu":
         return Launch(False, target.threads_per_block)
-    from ..lowering.triton_codegen import wants_persistent
-    from ..lowering.triton_launch import default_num_warps
-
+    plan = launch_plan(kernel, target)
     # threads_per_block is the 4-warp figure (128 on NVIDIA, 256 with AMD's 64-lane wavefronts)
-    return Launch(wants_persistent(kernel), target.threads_per_block * default_num_warps(kernel) // 4)
+    return Launch(plan.persistent, target.threads_per_block * plan.num_warps // 4)
 
 
 def launch_group_rows(kernel: ir.Kernel, target: Target) -> int:
-    """Rows of blocks that the backend launches together (its L2-friendly grouped order over a 2-D GEMM grid,
-    lowering/triton_codegen.block_order), 0 for plain order: which blocks share a wave, and so its loads."""
+    """Rows of blocks that the backend launches together (the plan's L2-friendly grouped order over a 2-D GEMM
+    grid), 0 for plain order: which blocks share a wave, and so its loads."""
     if target.kind != "gpu":
         return 0
-    from ..lowering.triton_codegen import GROUP_ROWS, block_order
-
-    return GROUP_ROWS if block_order(kernel) == "grouped" else 0
+    return launch_plan(kernel, target).group_rows
 
 
 #: num_stages Triton gives a loop that names none (triton/backends/nvidia/compiler.py, CUDAOptions.num_stages)

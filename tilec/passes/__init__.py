@@ -6,11 +6,13 @@ from .memory import PlaceMemory
 from .pipeline import SoftwarePipeline
 from .ranges import FoldRanges
 from .verify import Verify
+from .launch import PlanLaunch
 
 
 def default_pipeline() -> list:
+    # plan-launch reads the final loops, grid and tiles: it runs after every pass that changes them
     return [BindShapesAndConfig(), Simplify(), FoldRanges(), Verify(), SoftwarePipeline(), PlaceMemory(),
-            Verify(scheduled=True)]
+            PlanLaunch(), Verify(scheduled=True)]
 
 
 def run_passes(kernel, ctx: PassContext, record=None):
@@ -23,4 +25,4 @@ def run_passes(kernel, ctx: PassContext, record=None):
 
 
 __all__ = ["Pass", "PassContext", "BindShapesAndConfig", "Simplify", "FoldRanges", "PlaceMemory", "SoftwarePipeline", "Verify",
-           "default_pipeline", "run_passes"]
+           "PlanLaunch", "default_pipeline", "run_passes"]

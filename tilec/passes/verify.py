@@ -381,7 +381,20 @@ class Verifier:
             if not ir.is_int(v.dtype):
                 self.fail(f"block index %{v.name} is {v.dtype}; it must be an integer")
             self.declare_var(v, "block index")
+        if k.launch is not None:
+            self.launch_plan(k.launch, len(k.grid))
         self.nested(k.body)
+
+    def launch_plan(self, plan: ir.LaunchPlan, rank: int):
+        if plan.block_order not in ir.BLOCK_ORDERS:
+            self.fail(f"launch order {plan.block_order!r}; orders are {', '.join(ir.BLOCK_ORDERS)}")
+        if plan.num_warps < 1 or plan.num_warps & (plan.num_warps - 1):
+            self.fail(f"launch num_warps={plan.num_warps}; it must be a power of two")
+        if (plan.block_order == "grouped") != (plan.group_rows > 0):
+            self.fail(f"launch order={plan.block_order} with group_rows={plan.group_rows}: a grouped order needs "
+                      f"group_rows > 0, the others 0")
+        if plan.block_order == "grouped" and rank != 2:
+            self.fail(f"launch order=grouped on a grid of {rank} dims; grouping needs 2")
 
 
 def _children(e) -> tuple:
