@@ -74,6 +74,23 @@ def test_flash_config_auto_takes_the_cost_models_pick():
         flash_attention(q, k, v, config="fastest")
 
 
+@pytest.mark.parametrize("splits", [1, 3])
+def test_paged_config_auto_takes_the_cost_models_pick(splits):
+    from tilec.cost import autotune
+    from tilec.ops.paged import paged_decode_kernel, paged_split_kernel
+
+    q, kc, vc, table, lens = paged_cache(3, 4, 2, 64, 12, 4, [7, 0, 13])
+    out = paged_attention(q, kc, vc, table, lens, num_splits=splits, config="auto", num_stages=1)
+    np.testing.assert_allclose(out, paged_ref(q, kc, vc, table, lens), atol=2e-5, rtol=2e-5)
+    kernel = (paged_split_kernel if splits > 1 else paged_decode_kernel)("float32")
+    (key, picked), = [(k, c) for k, c in kernel._auto.items() if dict(k[0])["MAXB"] == table.shape[1]]
+    assert picked["num_stages"] == 1 and picked["group"] == 2  # held
+    held = {k: [v] for k, v in picked.items() if k not in autotune.default_space(kernel, "cpu")}
+    space = {**autotune.default_space(kernel, "cpu"), **held, "num_stages": [1]}
+    assert key[-1] == (("CL", 13),)  # the longest sequence, for the loop bound that reads the lengths
+    assert picked == autotune.pick_config(kernel, dict(key[0]), "cpu", space, {"CL": 13})
+
+
 def test_flash_scale_and_tiles():
     q, k, v = randn((1, 2, 19, 64), "float32"), randn((1, 2, 41, 64), "float32"), randn((1, 2, 41, 64), "float32")
     out = flash_attention(q, k, v, scale=0.3, block_m=16, block_n=32)
@@ -249,6 +266,12 @@ def test_flash_config_auto_triton_interpreter():
     out = flash_attention(*(torch.from_numpy(x) for x in (q, k, v)), config="auto", target="triton")
     np.testing.assert_allclose(out.double().numpy(), attention_ref(q, k, v), atol=TOL["float16"],
                                rtol=TOL["float16"])
+
+
+def test_paged_config_auto_triton_interpreter():
+    q, kc, vc, table, lens = paged_cache(2, 4, 2, 64, 6, 4, [11, 6])
+    out = paged_attention(*(torch.from_numpy(x) for x in (q, kc, vc, table, lens)), config="auto", target="triton")
+    np.testing.assert_allclose(out.numpy(), paged_ref(q, kc, vc, table, lens), atol=2e-5, rtol=2e-5)
 
 
 @pytest.mark.parametrize("splits", [1, 2])

@@ -39,6 +39,19 @@ def test_the_last_split_is_shorter_when_the_lengths_are_known():
     assert t[16] < 0.8 * t[15]
 
 
+def test_a_length_divided_by_the_page_size_is_not_taken_for_a_static_cap():
+    """The unsplit kernel's loop runs ceil(ceil(CL / BS) / pages_per_iter) times: a huge CL divided down must not
+    pass for a capped bound (it counted 2^36 trips and ran out of memory); unknown, CL is the largest dim."""
+    kernel = paged.paged_decode_kernel("float32").specialize(
+        dict(NSEQ=8, HQ=16, D=128, NB=1024, BS=16, HKV=4, MAXB=128),
+        dict(group=4, scale_log2=0.1, pages_per_iter=4, num_stages=1), "llvm", arch="cpu")
+    unknown = counting.Counting(kernel, 2).run()
+    assert next(p for p in unknown.phases if p.name.startswith("loop")).trips == 1024 // 16 // 4
+    assert any("data-dependent loop bound" in n for n in unknown.notes)
+    known = counting.Counting(kernel, 2, {"CL": 2048}).run()
+    assert next(p for p in known.phases if p.name.startswith("loop")).trips == 2048 // 16 // 4
+
+
 def test_cpu_timing_keeps_the_fastest_and_reports_its_own_noise():
     calls = iter([0.0, 0.0])
     assert cs.time_cpu(lambda: next(calls, None), repeats=2, pause_s=0) >= 0

@@ -100,6 +100,17 @@ def test_sparse_mla_latent_view_triton_interpreter():
                                atol=1e-5)
 
 
+def test_sparse_config_auto_triton_interpreter():
+    """The GPU model's pick (arch h100) runs through the Triton backend, here under its interpreter."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("triton")
+    q, kv, _, idx = attention_inputs(3, 4, 1, 40, 24, 29, 37)
+    tq, tkv, tidx = (torch.from_numpy(x) for x in (q, kv, idx))
+    out = sparse_attention(tq, tkv, tkv[:, :, :24], tidx, config="auto", target="triton")
+    np.testing.assert_allclose(out.numpy(), sparse_attention_reference(q, kv, kv[:, :, :24], idx), rtol=1e-4,
+                               atol=1e-5)
+
+
 @pytest.mark.parametrize("backend", ["llvm", "triton"])
 def test_sparse_mla_split_topk_merges_splits(backend):
     """Split top-k: splits of 2 index blocks, the last partial; a token whose first splits see only padding and one
@@ -117,6 +128,29 @@ def test_sparse_mla_split_topk_merges_splits(backend):
         out = sparse_attention(tq, tkv, tkv[:, :, :24], tidx, num_splits=3, block_n=16, target="triton").numpy()
     assert np.all(out[1] == 0.0)
     np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("shared_latent, splits", [(False, None), (True, None), (True, 3)])
+def test_sparse_config_auto_holds_the_heads_per_block(shared_latent, splits):
+    """config="auto": the model picks the tiles; block_h (a divisor of the group) and, when the top-k is split,
+    block_n (the host counts its splits in blocks of it) stay the op's."""
+    from tilec.cost import autotune
+    from tilec.ops.sparse import sparse_attention_kernel, sparse_mla_kernel, sparse_mla_split_kernel
+
+    q, kv, v, idx = attention_inputs(3, 6, 2, 40, 24, 53, 83)
+    v = kv[:, :, :24] if shared_latent else v
+    out = sparse_attention(q, kv, v, idx, config="auto", num_splits=splits)
+    np.testing.assert_allclose(out, sparse_attention_reference(q, kv, v, idx), rtol=1e-4, atol=1e-5)
+    kernel = (sparse_mla_split_kernel if splits else sparse_mla_kernel if shared_latent else
+              sparse_attention_kernel)("float32")
+    ((dims, picked),) = [(dict(key[0]), cfg) for key, cfg in kernel._auto.items()
+                         if dict(key[0])["N"] == 53 and dict(key[0])["TOPK"] == 83]
+    assert picked["block_h"] == heads_per_block(3) and picked["group"] == 3
+    held = ["group", "block_h", "scale"] + (["block_n", "blocks_per_split"] if splits else [])
+    if splits:
+        assert picked["block_n"] == 64  # the op's CPU block_n, in which its 2 blocks per split are counted
+    space = {**autotune.default_space(kernel, "cpu"), **{k: [picked[k]] for k in held}}
+    assert picked == autotune.pick_config(kernel, dims, "cpu", space)
 
 
 def test_only_a_leading_column_view_shares_the_latent():

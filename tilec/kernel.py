@@ -90,11 +90,12 @@ class TileKernel:
 
     # ---------------------------------------------------------------------------------------------- calling
     def __call__(self, *args, target: str | None = None, arch: str | None = None, config=None,
-                 tune: str | None = None, **consts):
+                 tune: str | None = None, assume: dict | None = None, **consts):
         """Run the kernel on `args` (NumPy arrays -> LLVM on the CPU; torch CUDA tensors -> Triton). Config
         constants come as keywords; `config="auto"` lets the cost model pick the rest with no measurement,
-        `tune="measure"` times the model's top 8 once per shape bucket and caches the winner."""
-        key = call_key(args, target, arch, config, tune, consts)
+        `tune="measure"` times the model's top 8 once per shape bucket and caches the winner. `assume` tells the
+        model values of tensors that loop bounds read ({"CL": 4096}: every context length is 4096), for its pick."""
+        key = None if assume else call_key(args, target, arch, config, tune, consts)
         if key is not None:
             run = fast_lookup(self, key)
             if run is not None:
@@ -105,7 +106,8 @@ class TileKernel:
         backend = pick_backend(args, target or settings.target)
         dims = bind_arguments(self.ir, args, backend)
         if config == "auto" or tune == "measure":
-            consts = {**self.auto_config(dims, consts, backend, arch, args if tune == "measure" else None), **consts}
+            consts = {**self.auto_config(dims, consts, backend, arch, args if tune == "measure" else None, assume),
+                      **consts}
         elif isinstance(config, dict):
             consts = {**config, **consts}
         elif config is not None or tune is not None:
@@ -117,18 +119,20 @@ class TileKernel:
             fast_store(self, key, launcher, args, backend)
         return result
 
-    def auto_config(self, dims: dict, fixed: dict, backend: str, arch: str | None, measure_args=None) -> dict:
+    def auto_config(self, dims: dict, fixed: dict, backend: str, arch: str | None, measure_args=None,
+                    assume: dict | None = None) -> dict:
         """The cost model's config for these dims; constants in `fixed` are held at the caller's values."""
         from .cost import autotune
 
         hw = arch or DEFAULT_ARCH[backend]
         space = {**autotune.default_space(self, hw), **{k: [v] for k, v in fixed.items()}}
-        key = (tuple(sorted(dims.items())), tuple(sorted(fixed.items())), backend, hw, measure_args is not None)
+        key = (tuple(sorted(dims.items())), tuple(sorted(fixed.items())), backend, hw, measure_args is not None,
+               tuple(sorted((assume or {}).items())))
         if key not in self._auto:
             if measure_args is None:
-                self._auto[key] = autotune.pick_config(self, dims, hw, space)
+                self._auto[key] = autotune.pick_config(self, dims, hw, space, assume)
             else:
-                self._auto[key] = autotune.tune_measured(self, dims, hw, space=space,
+                self._auto[key] = autotune.tune_measured(self, dims, hw, space=space, assume=assume,
                                                          run=lambda cfg: self._time(measure_args, backend, arch, cfg))
         return self._auto[key]
 

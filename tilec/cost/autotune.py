@@ -101,21 +101,21 @@ def shape_bucket(dims: dict) -> str:
     return ",".join(f"{k}={1 << max(int(v) - 1, 0).bit_length()}" for k, v in sorted(dims.items()))
 
 
-def tuning_key(tile_kernel, dims: dict, target, space: dict | None) -> str:
+def tuning_key(tile_kernel, dims: dict, target, space: dict | None, assume: dict | None = None) -> str:
     """Where a measured winner is cached: the kernel's name and a digest of its IR (kernels built by one Python
-    function for several dtypes share the name, and a winner for fp32 tiles is no answer for bf16 ones) and of the
-    searched space (values a caller holds, such as causal=True, are one-value entries there), the target and the
-    shape bucket."""
+    function for several dtypes share the name, and a winner for fp32 tiles is no answer for bf16 ones), of the
+    searched space (values a caller holds, such as causal=True, are one-value entries there) and of the assumed
+    tensor values (a context length), the target and the shape bucket."""
     from ..printer import print_kernel
 
     digest = hashlib.sha1(print_kernel(tile_kernel.ir).encode())
-    digest.update(repr(sorted((space or {}).items())).encode())
+    digest.update(repr((sorted((space or {}).items()), sorted((assume or {}).items()))).encode())
     return (f"{tile_kernel.fn.__module__}.{tile_kernel.__name__}@{digest.hexdigest()[:12]}|{get_target(target).name}"
             f"|{shape_bucket(dims)}")
 
 
 def tune_measured(tile_kernel, dims: dict, target="h100", run=None, space: dict | None = None, top_k: int = 8,
-                  cache_file=None) -> dict:
+                  cache_file=None, assume: dict | None = None) -> dict:
     """Time the model's `top_k` configs with `run(config) -> seconds` and return the fastest; the winner is cached
     per kernel, space, target and shape bucket (tuning_key) in `settings.cache_dir/autotune.json`, so later calls
     skip the timing."""
@@ -124,14 +124,14 @@ def tune_measured(tile_kernel, dims: dict, target="h100", run=None, space: dict 
     from tqdm import tqdm
 
     path = cache_file or settings.cache_dir / "autotune.json"
-    key = tuning_key(tile_kernel, dims, target, space)
+    key = tuning_key(tile_kernel, dims, target, space, assume)
     try:
         cached = json.loads(path.read_text())
     except (OSError, ValueError):
         cached = {}
     if key in cached:
         return cached[key]["config"]
-    ranked = rank_configs(tile_kernel, dims, target, space)[:top_k]
+    ranked = rank_configs(tile_kernel, dims, target, space, assume)[:top_k]
     timed = [(float(run(r.config)), r) for r in tqdm(ranked, desc=f"tuning {tile_kernel.__name__}", unit="config")]
     seconds, best = min(timed, key=lambda x: x[0])
     cached[key] = {"config": best.config, "measured_s": seconds, "predicted_s": best.time_s}

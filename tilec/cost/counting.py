@@ -291,21 +291,25 @@ class Counting:
         except DataDependent:
             # a bound capped by a static one (min(first + pages_per_split, pages)) runs to the cap, its table values
             # taken huge (each read its own value, ascending or descending: differences of two reads may count)
-            # unless `assume` gives them; one the data alone sets runs to the largest dim
+            # unless `assume` gives them; one the data alone sets runs to the largest dim. Capped means the trip
+            # count stays put when the huge values double (a huge value divided by a page size is not capped)
             best, known = None, True
             for order in (0, 1, -1):
-                seen: dict = {}
+                seen: dict = {}  # each load its own index k, the same at both scales
 
-                def huge(load, env, order=order, seen=seen):
-                    nonlocal known
-                    if load.buffer in self.assume:
-                        return self.assume[load.buffer]
-                    known = False
-                    k = seen.setdefault(repr(load), len(seen))
-                    return UNBOUNDED * (1 + order * k / 64)
-                b = [evaluate(x, env, loads_as=huge) for x in parts]
+                def bounds(scale, order=order, seen=seen):
+                    def huge(load, env):
+                        nonlocal known
+                        if load.buffer in self.assume:
+                            return self.assume[load.buffer]
+                        known = False
+                        k = seen.setdefault(repr(load), len(seen))
+                        return scale * UNBOUNDED * (1 + order * k / 64)
+                    return [evaluate(x, env, loads_as=huge) for x in parts]
+                b = bounds(1.0)
                 n = per_block(b).max(initial=0)
-                if n < UNBOUNDED / 4 and (best is None or n > per_block(best).max(initial=0)):
+                capped = n < UNBOUNDED / 4 and n == per_block(bounds(2.0)).max(initial=0)
+                if capped and (best is None or n > per_block(best).max(initial=0)):
                     best = b
             values = best if best is not None else [evaluate(x, env, loads_as=self.biggest_dim) for x in parts]
             if not known or best is None:

@@ -191,7 +191,8 @@ def paged_reduce_kernel(dtype: str):
 
 
 def paged_attention(q, k_cache, v_cache, block_table, context_lens, *, scale: float | None = None,
-                    num_splits: int | None = None, check: bool = True, target: str | None = None, **config):
+                    num_splits: int | None = None, check: bool = True, target: str | None = None, config=None,
+                    tune: str | None = None, **consts):
     """Attention of each sequence's one new query token over its cached tokens.
 
     q [num_seqs, Hq, D]; k_cache, v_cache [num_blocks, block_size, Hkv, D] (Hq a multiple of Hkv); block_table
@@ -199,7 +200,9 @@ def paged_attention(q, k_cache, v_cache, block_table, context_lens, *, scale: fl
     its output is zeros). Returns [num_seqs, Hq, D] of q's kind and dtype. scale defaults to 1/sqrt(D).
     num_splits: pages split over this many blocks per sequence (None picks, 1 never splits).
     check=False skips the host check of the page ids and lengths (unsafe: a bad one reads outside the cache).
-    `config` overrides pages_per_iter (pages per loop step) and num_stages.
+    Keywords pages_per_iter (pages per loop step) and num_stages override the op's; `config="auto"` takes the cost
+    model's pick of them instead (no measurement; keywords given are held; the split count stays the host's rule)
+    and `tune="measure"` times the model's top 8 once per shape bucket.
     """
     nseq, hq, d, nblocks, bsize, hkv, maxb = check_paged_inputs(q, k_cache, v_cache, block_table, context_lens)
     if check:
@@ -218,8 +221,12 @@ def paged_attention(q, k_cache, v_cache, block_table, context_lens, *, scale: fl
     table, lens_dev = _host.as_int32(OP, "block_table", block_table), _host.as_int32(OP, "context_lens", context_lens)
     pages = -(-longest // bsize)
     where = backend_for(q, target)
-    step = {**STEP_CONFIG[where], **config}
-    step["pages_per_iter"] = max(1, min(step["pages_per_iter"], pages))  # no step wider than the longest sequence
+    if config is not None or tune is not None:  # the kernel call checks the values and asks the cost model,
+        # which takes every sequence as long as the longest (without the check: as the block table allows)
+        step = dict(config=config, tune=tune, assume={"CL": longest}, **consts)
+    else:
+        step = {**STEP_CONFIG[where], **consts}
+        step["pages_per_iter"] = max(1, min(step["pages_per_iter"], pages))  # no step wider than the longest one
     splits = num_splits or pick_num_splits(nseq * hkv, pages, where)
     per_split = -(-pages // max(1, splits))
     splits = -(-pages // per_split)  # no split left empty for the longest sequence

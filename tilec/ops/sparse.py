@@ -233,7 +233,8 @@ def latent_heads_per_block(group: int, tokens_x_kv_heads: int, backend: str) -> 
     return block_h
 
 
-def sparse_attention(q, k, v, indices, *, scale=None, num_splits=None, check=True, target=None, **config):
+def sparse_attention(q, k, v, indices, *, scale=None, num_splits=None, check=True, target=None, config=None,
+                     tune=None, **consts):
     """DeepSeek-V3.2 sparse attention. q [T, Hq, Dqk], k [N, Hkv, Dqk], v [N, Hkv, Dv], indices int [T, topk] of key
     rows per query token (-1 = padding, ignored; a row of only -1 yields zeros). Returns o [T, Hq, Dv] of q's
     dtype and kind (NumPy -> LLVM on the CPU, torch CUDA -> Triton, torch CPU with target="triton" -> Triton's
@@ -241,7 +242,10 @@ def sparse_attention(q, k, v, indices, *, scale=None, num_splits=None, check=Tru
     an index >= N reads outside k and v). When v is a view of k's first Dv columns (MLA: `v = kv[..., :512]`) each
     gathered row is read once, for both K and V; then, when tokens are too few to fill the machine, the top-k is
     split over `num_splits` blocks per token (None picks, 1 never splits) and the splits merged. Extra keywords
-    (block_n, block_h; block_d and chunk_stages for separate K and V) override the tile config."""
+    (block_n, block_h; block_d and chunk_stages for separate K and V) override the tile config; `config="auto"`
+    takes the cost model's pick of the tiles instead (no measurement; keywords given are held, and so are the heads
+    per block and, when the top-k is split, block_n, which the host's split rule counts in) and `tune="measure"`
+    times the model's top 8 once per shape bucket."""
     for name, x, rank in (("q", q, 3), ("k", k, 3), ("v", v, 3)):
         _host.check_array(OP, name, x, rank, _host.FLOAT_DTYPES)
     _host.check_array(OP, "indices", indices, 2)
@@ -270,27 +274,32 @@ def sparse_attention(q, k, v, indices, *, scale=None, num_splits=None, check=Tru
     group = hq // hkv
     backend = backend_for(q, target)
     shared_latent = is_leading_columns(v, k)
-    if "block_h" in config:
-        block_h = config["block_h"]
+    if "block_h" in consts:
+        block_h = consts["block_h"]
     else:
         block_h = latent_heads_per_block(group, ntok * hkv, backend) if shared_latent else heads_per_block(group)
     defaults = MLA_CONFIG[backend](block_h) if shared_latent else \
         {"block_n": 64, "block_d": 64, "chunk_stages": CHUNK_STAGES[backend]}
-    config = {"group": group, "block_h": block_h, **defaults,
-              "scale": scale, **config}
-    if config["block_h"] < 1 or group % config["block_h"]:
-        raise tilec.TilecArgumentError(f"{OP}: block_h={config['block_h']} must divide the {group} query heads per "
+    held = {"group": group, "block_h": block_h, "scale": scale, **consts}
+    # config= or tune= set: the kernel call checks them and asks the cost model for the tiles not held
+    auto = dict(config=config, tune=tune) if config is not None or tune is not None else None
+    tiles = {**defaults, **held}
+
+    def chosen() -> dict:
+        return {**auto, **held} if auto else tiles
+    if tiles["block_h"] < 1 or group % tiles["block_h"]:
+        raise tilec.TilecArgumentError(f"{OP}: block_h={tiles['block_h']} must divide the {group} query heads per "
                                        f"kv head (a block must not straddle two kv heads)")
     if shared_latent:
         q, k, indices = (_host.contiguous(x) for x in (q, k, indices))
-        steps = -(-indices.shape[1] // config["block_n"])
-        blocks = ntok * hkv * (group // config["block_h"])
+        steps = -(-indices.shape[1] // tiles["block_n"])
+        blocks = ntok * hkv * (group // tiles["block_h"])
         splits = num_splits or (pick_num_splits(blocks, steps, backend) if blocks <= SPLIT_BELOW_BLOCKS[backend]
                                 else 1)
         per_split = -(-steps // max(1, splits))
         splits = -(-steps // per_split)  # no split left empty
         if splits == 1:
-            sparse_mla_kernel(dtype)(q, k, indices, out, target=target, **config)
+            sparse_mla_kernel(dtype)(q, k, indices, out, target=target, **chosen())
             return out
         # every (token, head block, split) block writes its m, l and acc: no fills needed. One allocation, acc
         # first so it keeps the buffer's alignment (tensor descriptors want 16 bytes)
@@ -299,12 +308,13 @@ def sparse_attention(q, k, v, indices, *, scale=None, num_splits=None, check=Tru
         acc = work[:stats * dv].reshape(ntok, splits, hq, dv)
         m = work[stats * dv:stats * (dv + 1)].reshape(ntok, hq, splits)
         l = work[stats * (dv + 1):].reshape(ntok, hq, splits)  # noqa: E741
+        held["block_n"] = tiles["block_n"]  # per_split counts steps of it
         sparse_mla_split_kernel(dtype)(q, k, indices, m, l, acc, target=target, blocks_per_split=per_split,
-                                       **config)
+                                       **chosen())
         paged_reduce_kernel(dtype)(m, l, acc, out, target=target)
     else:
         sparse_attention_kernel(dtype)(*(_host.contiguous(x) for x in (q, k, v, indices)), out, target=target,
-                                       **config)
+                                       **chosen())
     return out
 
 
