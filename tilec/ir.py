@@ -279,6 +279,21 @@ class Kernel:
 
 
 # --------------------------------------------------------------------------------------------------- traversal
+def expr_children(e) -> tuple:
+    """The operand expressions of one expression (a load's indices included)."""
+    if isinstance(e, BinOp):
+        return e.lhs, e.rhs
+    if isinstance(e, UnaryOp):
+        return (e.operand,)
+    if isinstance(e, Cast):
+        return (e.value,)
+    if isinstance(e, Select):
+        return e.cond, e.true_value, e.false_value
+    if isinstance(e, Load):
+        return tuple(e.indices)
+    return ()
+
+
 def walk_stmts(body) -> Iterator:
     """Every statement, pre-order, nested bodies included."""
     for stmt in body:

@@ -51,7 +51,7 @@ def block_dependent_trip_counts(kernel: ir.Kernel) -> bool:
             return False
         if isinstance(e, ir.Var):
             return e.name in dependent
-        return any(depends(c) for c in expr_children(e))
+        return any(depends(c) for c in ir.expr_children(e))
 
     for stmt in ir.walk_stmts(kernel.body):
         if isinstance(stmt, ir.Let) and depends(stmt.value):
@@ -59,18 +59,6 @@ def block_dependent_trip_counts(kernel: ir.Kernel) -> bool:
         elif isinstance(stmt, ir.For) and (depends(stmt.start) or depends(stmt.stop)):
             return True
     return False
-
-
-def expr_children(e) -> tuple:
-    if isinstance(e, ir.BinOp):
-        return e.lhs, e.rhs
-    if isinstance(e, ir.UnaryOp):
-        return (e.operand,)
-    if isinstance(e, ir.Cast):
-        return (e.value,)
-    if isinstance(e, ir.Select):
-        return e.cond, e.true_value, e.false_value
-    return ()
 
 
 def block_order(kernel: ir.Kernel) -> str:

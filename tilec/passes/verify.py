@@ -86,7 +86,7 @@ class Verifier:
             self.fail(f"{what}: {e!r} is not a scalar expression")
         if e.dtype not in ir.DTYPES:
             self.fail(f"{what}: {print_expr(e)} has unknown dtype {e.dtype!r}")
-        for child in _children(e):
+        for child in ir.expr_children(e):
             self.expr(child, what)
         bad = self.expr_problem(e)
         if bad:
@@ -395,20 +395,6 @@ class Verifier:
                       f"group_rows > 0, the others 0")
         if plan.block_order == "grouped" and rank != 2:
             self.fail(f"launch order=grouped on a grid of {rank} dims; grouping needs 2")
-
-
-def _children(e) -> tuple:
-    if isinstance(e, ir.BinOp):
-        return (e.lhs, e.rhs)
-    if isinstance(e, (ir.UnaryOp,)):
-        return (e.operand,)
-    if isinstance(e, ir.Cast):
-        return (e.value,)
-    if isinstance(e, ir.Select):
-        return (e.cond, e.true_value, e.false_value)
-    if isinstance(e, ir.Load):
-        return tuple(e.indices)
-    return ()
 
 
 def verify(kernel: ir.Kernel, scheduled: bool = False) -> None:
