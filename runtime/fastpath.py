@@ -40,9 +40,10 @@ def clear_fast_cache() -> None:
             k._fast.clear()
 
 
-def call_key(args, target, arch, config, tune, consts):
+def call_key(args, target, arch, config, tune, consts, assume=None):
     """A hashable signature of the call, or None when it must take the checked path (cache off, arguments not
-    arrays, unhashable or unusual config)."""
+    arrays, unhashable or unusual config). `assume` (values the cost model's pick took for tensors that loop bounds
+    read) is part of it: another context length may pick another config."""
     if not settings.cache:
         return None
     if config is not None:
@@ -52,6 +53,10 @@ def call_key(args, target, arch, config, tune, consts):
         elif not (type(config) is str and config == "auto"):
             return None  # the checked path says what is wrong with it
     key = [target, arch, settings.target, tune, config]
+    if assume:
+        if type(assume) is not dict:
+            return None
+        key.append(tuple(sorted(assume.items())))
     for name, v in consts.items():
         t = type(v)
         # -0.0 == 0.0 but is a different constant to the compiler (the cache key uses repr)

@@ -102,6 +102,26 @@ def test_keys_tell_apart_types_and_signed_zero():
     assert key(alpha=0.0) != key(alpha=-0.0)
     assert key(alpha=[1]) is None  # unhashable: the checked path decides
     assert call_key((x, x), None, None, "bogus", None, {}) is None
+    # the lengths the cost model assumed for config="auto" are part of the signature
+    auto = lambda assume: call_key((x, x), None, None, "auto", None, {}, assume)  # noqa: E731
+    assert auto({"CL": 512}) != auto({"CL": 4096}) != auto(None)
+    assert auto({"CL": 512}) == auto({"CL": 512})
+
+
+def test_repeated_auto_calls_with_the_same_assumption_hit():
+    from tilec.ops.paged import paged_decode_kernel
+
+    rng = np.random.default_rng(1)
+    q, kc, vc = (rng.standard_normal(s).astype(np.float32) for s in ((2, 4, 64), (6, 4, 2, 64), (6, 4, 2, 64)))
+    table, lens = np.array([[0, 1, 2], [3, 4, -1]], np.int32), np.array([11, 6], np.int32)
+    first = ops.paged_attention(q, kc, vc, table, lens, config="auto", num_splits=1)
+    before = fast_stats()
+    again = ops.paged_attention(q, kc, vc, table, lens, config="auto", num_splits=1)
+    assert delta(before).get("hits") == 1 and np.array_equal(first, again)
+    before = fast_stats()
+    ops.paged_attention(q, kc, vc, table, np.array([9, 6], np.int32), config="auto", num_splits=1)
+    assert "hits" not in delta(before)  # another longest length: the checked path and the model again
+    assert len([k for k in paged_decode_kernel("float32")._auto if dict(k[-1]).get("CL") in (11, 9)]) == 2
 
 
 def test_cache_off_and_cleared_cache_bypass_the_fast_path(monkeypatch):

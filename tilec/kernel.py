@@ -95,7 +95,7 @@ class TileKernel:
         constants come as keywords; `config="auto"` lets the cost model pick the rest with no measurement,
         `tune="measure"` times the model's top 8 once per shape bucket and caches the winner. `assume` tells the
         model values of tensors that loop bounds read ({"CL": 4096}: every context length is 4096), for its pick."""
-        key = None if assume else call_key(args, target, arch, config, tune, consts)
+        key = call_key(args, target, arch, config, tune, consts, assume)
         if key is not None:
             run = fast_lookup(self, key)
             if run is not None:
